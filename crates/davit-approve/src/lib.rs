@@ -1,0 +1,1 @@
+//! Production approval gate: GitHub issue, environment or terminal approval.

@@ -1,0 +1,1 @@
+//! davit.toml: typed settings, defaults, validation with errors that name the fix.

@@ -1,0 +1,352 @@
+//! Typed plan steps: what a strategy wants done, as data.
+//!
+//! A strategy returns a [`Plan`]; it never spawns a process or opens a socket. The executor in
+//! `davit-exec` walks the plan step by step and, when a step fails, runs the `undo` steps of the
+//! steps already done in reverse order. That is how "a failed health gate removes the new color"
+//! and "a switch that does not verify is reverted" are expressed once, in the plan, and shown by
+//! `--dry-run` before anything happens.
+//!
+//! Secrets can reach a process only through environment values or stdin ([`FileBody::Secret`]);
+//! `Cmd::args` are plain strings by type, because argv is readable by every user of the host
+//! through `/proc/*/cmdline`.
+
+use crate::secret::{REDACTED, Secret};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A value handed to a process or written to a file: plain, or secret (rendered `[REDACTED]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum FileBody {
+    Plain(String),
+    Secret(Secret<String>),
+}
+
+impl FileBody {
+    pub fn expose(&self) -> &str {
+        match self {
+            FileBody::Plain(s) => s,
+            FileBody::Secret(s) => s.expose(),
+        }
+    }
+    fn render(&self) -> &str {
+        match self {
+            FileBody::Plain(s) => s,
+            FileBody::Secret(_) => REDACTED,
+        }
+    }
+}
+
+/// Arguments are plain strings on purpose; see the module docs.
+pub type Arg = String;
+
+/// One process to run: program, argv, environment, stdin, working directory, timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cmd {
+    pub program: String,
+    pub args: Vec<Arg>,
+    pub env: Vec<(String, FileBody)>,
+    pub stdin: Option<FileBody>,
+    pub cwd: Option<PathBuf>,
+    pub timeout: Option<Duration>,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            cwd: None,
+            timeout: None,
+        }
+    }
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    pub fn args<I, S>(mut self, items: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(items.into_iter().map(Into::into));
+        self
+    }
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.env.push((k.into(), FileBody::Plain(v.into())));
+        self
+    }
+    pub fn secret_env(mut self, k: impl Into<String>, v: Secret<String>) -> Self {
+        self.env.push((k.into(), FileBody::Secret(v)));
+        self
+    }
+    pub fn stdin(mut self, body: FileBody) -> Self {
+        self.stdin = Some(body);
+        self
+    }
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+
+    /// A shell-like one-liner for humans: env (secrets redacted), program and quoted args.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in &self.env {
+            let _ = write!(out, "{k}={} ", shell_quote(v.render()));
+        }
+        out.push_str(&shell_quote(&self.program));
+        for a in &self.args {
+            out.push(' ');
+            out.push_str(&shell_quote(a));
+        }
+        if let Some(s) = &self.stdin {
+            let _ = write!(out, " <<< {}", shell_quote(s.render()));
+        }
+        out
+    }
+}
+
+/// Quote a word the way a POSIX shell would need it, only when needed, for display.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric() || "-_./:=@,+%^".contains(c)
+        });
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// What a health probe must see to count one success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct ProbeExpect {
+    /// Expected HTTP status (default 200).
+    pub status: u16,
+    /// The body must contain this text.
+    pub body_contains: Option<String>,
+    /// A JSON field (dotted path) that must equal a value, e.g. `("version", "v2")`.
+    pub json_field: Option<(String, String)>,
+    /// A response header that must equal a value, e.g. `("x-app-version", "v2")`.
+    pub header: Option<(String, String)>,
+}
+
+/// An HTTP probe: N consecutive successes within an overall deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub url: String,
+    pub expect: ProbeExpect,
+    pub per_try_timeout: Duration,
+    pub interval: Duration,
+    pub consecutive: u32,
+    pub deadline: Duration,
+}
+
+impl Probe {
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "GET {} expecting {}",
+            self.url,
+            if self.expect.status == 0 {
+                200
+            } else {
+                self.expect.status
+            }
+        );
+        if let Some(b) = &self.expect.body_contains {
+            let _ = write!(s, ", body contains {b:?}");
+        }
+        if let Some((k, v)) = &self.expect.json_field {
+            let _ = write!(s, ", json .{k} == {v:?}");
+        }
+        if let Some((k, v)) = &self.expect.header {
+            let _ = write!(s, ", header {k}: {v}");
+        }
+        let _ = write!(
+            s,
+            "; {} in a row, every {}ms, {}ms per try, within {}s",
+            self.consecutive,
+            self.interval.as_millis(),
+            self.per_try_timeout.as_millis(),
+            self.deadline.as_secs()
+        );
+        s
+    }
+}
+
+/// One typed action on a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    /// Run a process; a non-zero exit fails the step.
+    Exec(Cmd),
+    /// Run a process whose failure is tolerated (cleanup of something that may not exist).
+    ExecIgnoringFailure(Cmd),
+    /// Write a file atomically (temporary file in the same directory, fsync, rename) with a mode.
+    WriteFile {
+        path: PathBuf,
+        body: FileBody,
+        mode: u32,
+    },
+    /// Append one line to a file (the release ledger), creating it if needed.
+    AppendLine { path: PathBuf, line: String },
+    /// Atomically rename a file into place.
+    Rename { from: PathBuf, to: PathBuf },
+    /// Copy a file byte for byte (keeping a backup before a switch).
+    Copy { from: PathBuf, to: PathBuf },
+    /// Remove a file if it exists.
+    RemoveFile { path: PathBuf },
+    /// Create a directory and its parents.
+    MkDir { path: PathBuf, mode: u32 },
+    /// Wait until an HTTP probe passes `consecutive` times in a row before its deadline.
+    WaitHttp(Probe),
+}
+
+impl Step {
+    pub fn render(&self) -> String {
+        match self {
+            Step::Exec(c) => format!("$ {}", c.render()),
+            Step::ExecIgnoringFailure(c) => format!("$ {}  (failure ignored)", c.render()),
+            Step::WriteFile { path, body, mode } => {
+                let size = body.expose().len();
+                let what = match body {
+                    FileBody::Plain(_) => format!("{size} bytes"),
+                    FileBody::Secret(_) => "secret contents".to_string(),
+                };
+                format!("write {} ({what}, mode {mode:04o})", path.display())
+            }
+            Step::AppendLine { path, line } => format!("append to {}: {line}", path.display()),
+            Step::Rename { from, to } => format!("rename {} -> {}", from.display(), to.display()),
+            Step::Copy { from, to } => format!("copy {} -> {}", from.display(), to.display()),
+            Step::RemoveFile { path } => format!("remove {}", path.display()),
+            Step::MkDir { path, mode } => format!("mkdir -p {} (mode {mode:04o})", path.display()),
+            Step::WaitHttp(p) => format!("probe {}", p.render()),
+        }
+    }
+}
+
+/// A step with the human reason for it and the steps that revert it if a later step fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedStep {
+    pub summary: String,
+    pub step: Step,
+    pub undo: Vec<Step>,
+}
+
+/// An ordered list of steps for one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Plan {
+    pub title: String,
+    pub steps: Vec<PlannedStep>,
+}
+
+impl Plan {
+    pub fn new(title: impl Into<String>) -> Self {
+        Plan {
+            title: title.into(),
+            steps: Vec::new(),
+        }
+    }
+    /// Add a step with no undo.
+    pub fn push(&mut self, summary: impl Into<String>, step: Step) -> &mut Self {
+        self.steps.push(PlannedStep {
+            summary: summary.into(),
+            step,
+            undo: Vec::new(),
+        });
+        self
+    }
+    /// Add a step whose effect is reverted by `undo` if any later step fails.
+    pub fn push_with_undo(
+        &mut self,
+        summary: impl Into<String>,
+        step: Step,
+        undo: Vec<Step>,
+    ) -> &mut Self {
+        self.steps.push(PlannedStep {
+            summary: summary.into(),
+            step,
+            undo,
+        });
+        self
+    }
+
+    /// Every program the plan will run, for a single up-front "missing tools" check.
+    pub fn programs(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |s: &Step| {
+            if let Step::Exec(c) | Step::ExecIgnoringFailure(c) = s
+                && !out.contains(&c.program)
+            {
+                out.push(c.program.clone());
+            }
+        };
+        for ps in &self.steps {
+            add(&ps.step);
+            ps.undo.iter().for_each(&mut add);
+        }
+        out
+    }
+
+    /// The plan as numbered lines, secrets redacted: what `--dry-run` prints.
+    pub fn render(&self) -> String {
+        let mut out = format!("plan: {}\n", self.title);
+        for (i, ps) in self.steps.iter().enumerate() {
+            let _ = writeln!(out, "{:>2}. {}", i + 1, ps.summary);
+            let _ = writeln!(out, "      {}", ps.step.render());
+            for u in &ps.undo {
+                let _ = writeln!(out, "      undo: {}", u.render());
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_redacts_secret_env_and_stdin() {
+        let c = Cmd::new("docker")
+            .args(["login", "--password-stdin", "-u", "bot", "reg.example"])
+            .secret_env("TOKEN", Secret::new("s3cr3t".into()))
+            .stdin(FileBody::Secret(Secret::new("s3cr3t".into())));
+        let r = c.render();
+        assert!(!r.contains("s3cr3t"), "{r}");
+        assert_eq!(
+            r,
+            "TOKEN='[REDACTED]' docker login --password-stdin -u bot reg.example <<< '[REDACTED]'"
+        );
+    }
+
+    #[test]
+    fn quoting_keeps_metacharacters_inert_for_display() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("$(id)"), "'$(id)'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn programs_are_listed_once() {
+        let mut p = Plan::new("t");
+        p.push("a", Step::Exec(Cmd::new("docker")));
+        p.push_with_undo(
+            "b",
+            Step::Exec(Cmd::new("nginx")),
+            vec![Step::ExecIgnoringFailure(Cmd::new("docker"))],
+        );
+        assert_eq!(p.programs(), vec!["docker", "nginx"]);
+    }
+}

@@ -1,0 +1,1 @@
+//! Deploy strategies (compose, blue-green), nginx switch, release ledger and rollback.

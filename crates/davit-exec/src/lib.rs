@@ -1,0 +1,1 @@
+//! Runs davit plans on a host: Local, Recording (dry-run, tests) and Ssh executors.

@@ -1,0 +1,1 @@
+//! Lint-and-test gate: named checks, presets, service waits, JUnit and coverage reports.

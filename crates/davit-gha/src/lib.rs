@@ -1,0 +1,1 @@
+//! GitHub Actions runtime I/O: inputs, outputs, step summary, groups, annotations, masking.

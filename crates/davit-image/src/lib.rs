@@ -1,0 +1,1 @@
+//! Image build, tags and labels, SBOM from the image, offline vulnerability scan and push.

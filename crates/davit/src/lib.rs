@@ -1,0 +1,1 @@
+//! The davit CLI for laptops: demo, deploy, rollback, verify, releases.
