@@ -118,9 +118,8 @@ impl Cmd {
 /// Quote a word the way a POSIX shell would need it, only when needed, for display.
 pub fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_alphanumeric() || "-_./:=@,+%^".contains(c)
-        });
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%^".contains(c));
     if safe {
         s.to_string()
     } else {

@@ -51,26 +51,42 @@ fn invalid(field: &str, value: &str, rule: &'static str) -> Invalid {
 
 /// A short name used in container, project and file names: `[a-z0-9][a-z0-9_-]{0,62}`.
 pub fn name(field: &str, value: &str) -> Result<(), Invalid> {
-    const RULE: &str = "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit";
+    const RULE: &str =
+        "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit";
     let ok = !value.is_empty()
         && value.len() <= 63
-        && value.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && value
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if ok { Ok(()) } else { Err(invalid(field, value, RULE)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, value, RULE))
+    }
 }
 
 /// A release version label (`v2`, `1.2.3`, `sha-abc1234`): also a docker tag, so the tag grammar.
 pub fn version(field: &str, value: &str) -> Result<(), Invalid> {
-    const RULE: &str = "use 1-128 characters from letters, digits, '.', '_' and '-', not starting with '.' or '-'";
+    const RULE: &str =
+        "use 1-128 characters from letters, digits, '.', '_' and '-', not starting with '.' or '-'";
     let ok = !value.is_empty()
         && value.len() <= 128
-        && value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
-    if ok { Ok(()) } else { Err(invalid(field, value, RULE)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, value, RULE))
+    }
 }
 
 /// An image reference `[registry[:port]/]path[:tag][@sha256:digest]`, per the distribution grammar.
@@ -86,7 +102,11 @@ pub fn image_ref(field: &str, value: &str) -> Result<(), Invalid> {
     };
     if let Some(d) = digest {
         let hex = d.strip_prefix("sha256:").ok_or_else(bad)?;
-        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+        if hex.len() != 64
+            || !hex
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        {
             return Err(bad());
         }
     }
@@ -117,10 +137,18 @@ pub fn image_ref(field: &str, value: &str) -> Result<(), Invalid> {
     }
     for c in components {
         let ok = !c.is_empty()
-            && c.chars().next().is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-            && c.chars().last().is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && c.chars()
+                .next()
+                .is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && c.chars()
+                .last()
+                .is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
             && c.chars().all(|ch| {
-                ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '.' || ch == '_' || ch == '-'
+                ch.is_ascii_lowercase()
+                    || ch.is_ascii_digit()
+                    || ch == '.'
+                    || ch == '_'
+                    || ch == '-'
             });
         if !ok {
             return Err(bad());
@@ -131,7 +159,8 @@ pub fn image_ref(field: &str, value: &str) -> Result<(), Invalid> {
 
 /// A DNS name or IPv4/IPv6 literal. Never starts with '-' (an ssh option otherwise, T02).
 pub fn hostname(field: &str, value: &str) -> Result<(), Invalid> {
-    const RULE: &str = "use a DNS name (letters, digits, '-', '.') or an IP address; it may not start with '-'";
+    const RULE: &str =
+        "use a DNS name (letters, digits, '-', '.') or an IP address; it may not start with '-'";
     if value.parse::<std::net::IpAddr>().is_ok() {
         return Ok(());
     }
@@ -144,7 +173,11 @@ pub fn hostname(field: &str, value: &str) -> Result<(), Invalid> {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
-    if ok { Ok(()) } else { Err(invalid(field, value, RULE)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, value, RULE))
+    }
 }
 
 /// A TCP port in 1..=65535.
@@ -162,15 +195,26 @@ pub fn port(field: &str, value: u32) -> Result<u16, Invalid> {
 /// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
 pub fn env_name(field: &str, value: &str) -> Result<(), Invalid> {
     const RULE: &str = "use letters, digits and '_', not starting with a digit";
-    let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let ok = value
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok { Ok(()) } else { Err(invalid(field, value, RULE)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, value, RULE))
+    }
 }
 
 /// A value written on one line of an env file: no newline, carriage return or NUL.
 pub fn single_line(field: &str, value: &str) -> Result<(), Invalid> {
     if value.contains(['\n', '\r', '\0']) {
-        Err(invalid(field, value, "remove newlines and NUL characters from the value"))
+        Err(invalid(
+            field,
+            value,
+            "remove newlines and NUL characters from the value",
+        ))
     } else {
         Ok(())
     }
@@ -182,7 +226,11 @@ pub fn url_path(field: &str, value: &str) -> Result<(), Invalid> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(field, value, "use a path starting with '/' and without spaces, e.g. /health"))
+        Err(invalid(
+            field,
+            value,
+            "use a path starting with '/' and without spaces, e.g. /health",
+        ))
     }
 }
 
@@ -192,11 +240,16 @@ pub fn relative_path(field: &str, value: &str) -> Result<(), Invalid> {
     let p = Path::new(value);
     let ok = !value.is_empty()
         && !value.contains('\0')
-        && p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        && p.components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
     if ok {
         Ok(())
     } else {
-        Err(invalid(field, value, "use a path inside the repository, without '..' or a leading '/'"))
+        Err(invalid(
+            field,
+            value,
+            "use a path inside the repository, without '..' or a leading '/'",
+        ))
     }
 }
 
@@ -260,8 +313,13 @@ mod tests {
 
     #[test]
     fn error_names_field_and_fix() {
-        let e = image_ref("image.name", "--privileged").unwrap_err().to_string();
-        assert!(e.starts_with("image.name = \"--privileged\" is not valid: use an image reference"), "{e}");
+        let e = image_ref("image.name", "--privileged")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("image.name = \"--privileged\" is not valid: use an image reference"),
+            "{e}"
+        );
         let e = hostname("host", "a\nb").unwrap_err().to_string();
         assert!(e.contains(r"a\nb"), "{e}");
     }
