@@ -1,0 +1,359 @@
+//! Walking a plan: steps in order, undo in reverse on failure, events for the timeline.
+
+use crate::{ExecError, Executor, HttpResponse};
+use davit_core::{Plan, Probe, ProbeExpect, Step};
+use std::time::{Duration, Instant};
+
+/// Something worth showing on the timeline.
+#[derive(Debug)]
+pub enum Event<'a> {
+    StepStarted {
+        index: usize,
+        total: usize,
+        summary: &'a str,
+    },
+    StepDone {
+        index: usize,
+        summary: &'a str,
+        elapsed: Duration,
+    },
+    StepFailed {
+        index: usize,
+        summary: &'a str,
+        error: &'a str,
+    },
+    Undoing {
+        summary: &'a str,
+    },
+    UndoFailed {
+        summary: &'a str,
+        error: &'a str,
+    },
+}
+
+/// Receives events; the CLI prints them, GitHub Actions turns them into groups.
+pub trait Observer: Send + Sync {
+    fn event(&self, e: &Event<'_>);
+}
+
+/// An observer that drops everything.
+pub struct Quiet;
+impl Observer for Quiet {
+    fn event(&self, _: &Event<'_>) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("step {index} ({summary}) failed: {cause}{}", undo_note(.undo_errors))]
+pub struct PlanError {
+    pub index: usize,
+    pub summary: String,
+    pub cause: String,
+    /// Undo steps that themselves failed: the host may need attention.
+    pub undo_errors: Vec<String>,
+}
+
+fn undo_note(errs: &[String]) -> String {
+    if errs.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; cleaning up also failed ({}): {}",
+            errs.len(),
+            errs.join("; ")
+        )
+    }
+}
+
+/// Run `plan` on `exec`. On failure of step i, the undo steps of steps i, i-1, ..., 1 run in that
+/// order (a step's undo must be safe when the step only half happened, like `docker rm -f`).
+pub async fn run_plan(
+    exec: &dyn Executor,
+    plan: &Plan,
+    obs: &dyn Observer,
+) -> Result<(), PlanError> {
+    let total = plan.steps.len();
+    for (i, ps) in plan.steps.iter().enumerate() {
+        obs.event(&Event::StepStarted {
+            index: i + 1,
+            total,
+            summary: &ps.summary,
+        });
+        let started = Instant::now();
+        match run_step(exec, &ps.step).await {
+            Ok(()) => obs.event(&Event::StepDone {
+                index: i + 1,
+                summary: &ps.summary,
+                elapsed: started.elapsed(),
+            }),
+            Err(cause) => {
+                obs.event(&Event::StepFailed {
+                    index: i + 1,
+                    summary: &ps.summary,
+                    error: &cause,
+                });
+                let mut undo_errors = Vec::new();
+                for done in plan.steps[..=i].iter().rev() {
+                    if done.undo.is_empty() {
+                        continue;
+                    }
+                    obs.event(&Event::Undoing {
+                        summary: &done.summary,
+                    });
+                    for u in &done.undo {
+                        if let Err(e) = run_step(exec, u).await {
+                            obs.event(&Event::UndoFailed {
+                                summary: &done.summary,
+                                error: &e,
+                            });
+                            undo_errors.push(format!("{}: {e}", done.summary));
+                        }
+                    }
+                }
+                return Err(PlanError {
+                    index: i + 1,
+                    summary: ps.summary.clone(),
+                    cause,
+                    undo_errors,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run one step; the error is a human sentence.
+pub async fn run_step(exec: &dyn Executor, step: &Step) -> Result<(), String> {
+    let r: Result<(), ExecError> = match step {
+        Step::Exec(c) => exec.run_ok(c).await.map(|_| ()),
+        Step::ExecIgnoringFailure(c) => match exec.run(c).await {
+            Ok(_) | Err(ExecError::Failed { .. }) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Step::WriteFile { path, body, mode } => {
+            exec.write_file(path, body.expose().as_bytes(), *mode).await
+        }
+        Step::AppendLine { path, line } => exec.append_line(path, line).await,
+        Step::Rename { from, to } => exec.rename(from, to).await,
+        Step::Copy { from, to } => exec.copy(from, to).await,
+        Step::RemoveFile { path } => exec.remove_file(path).await,
+        Step::MkDir { path, mode } => exec.mkdir(path, *mode).await,
+        Step::WaitHttp(p) => return wait_http(exec, p).await.map(|_| ()),
+    };
+    r.map_err(|e| e.to_string())
+}
+
+/// Whether one response meets the expectation; the error says what differed.
+pub fn check_response(resp: &HttpResponse, expect: &ProbeExpect) -> Result<(), String> {
+    let want = if expect.status == 0 {
+        200
+    } else {
+        expect.status
+    };
+    if resp.status != want {
+        return Err(format!("status {} (want {want})", resp.status));
+    }
+    if let Some(needle) = &expect.body_contains
+        && !resp.body.contains(needle.as_str())
+    {
+        return Err(format!("body does not contain {needle:?}"));
+    }
+    if let Some((name, value)) = &expect.header {
+        match resp.header(name) {
+            Some(v) if v == value => {}
+            other => return Err(format!("header {name} is {other:?} (want {value:?})")),
+        }
+    }
+    if let Some((path, value)) = &expect.json_field {
+        let json: serde_json::Value =
+            serde_json::from_str(&resp.body).map_err(|_| "body is not JSON".to_string())?;
+        let found = path
+            .split('.')
+            .try_fold(&json, |v, key| v.get(key))
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        match found {
+            Some(v) if &v == value => {}
+            other => return Err(format!(".{path} is {other:?} (want {value:?})")),
+        }
+    }
+    Ok(())
+}
+
+/// The outcome of a probe that passed.
+#[derive(Debug, Clone)]
+pub struct ProbePassed {
+    pub attempts: u32,
+    pub elapsed: Duration,
+}
+
+/// Poll until `consecutive` successes in a row, or fail at the deadline with the last reason.
+pub async fn wait_http(exec: &dyn Executor, p: &Probe) -> Result<ProbePassed, String> {
+    let started = Instant::now();
+    let mut streak = 0;
+    let mut attempts = 0;
+    let mut last = String::from("no attempt");
+    loop {
+        attempts += 1;
+        match exec.http_get(&p.url, p.per_try_timeout).await {
+            Ok(resp) => match check_response(&resp, &p.expect) {
+                Ok(()) => {
+                    streak += 1;
+                    if streak >= p.consecutive.max(1) {
+                        return Ok(ProbePassed {
+                            attempts,
+                            elapsed: started.elapsed(),
+                        });
+                    }
+                }
+                Err(why) => {
+                    streak = 0;
+                    last = why;
+                }
+            },
+            Err(e) => {
+                streak = 0;
+                last = match e {
+                    ExecError::Http { message, .. } => message,
+                    other => other.to_string(),
+                };
+            }
+        }
+        if started.elapsed() + p.interval > p.deadline {
+            return Err(format!(
+                "GET {} did not pass {} time(s) in a row within {}s ({attempts} attempts); last: {last}",
+                p.url,
+                p.consecutive,
+                p.deadline.as_secs_f32()
+            ));
+        }
+        tokio::time::sleep(p.interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Output, Recording};
+    use davit_core::Cmd;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<String>>);
+    impl Observer for Collect {
+        fn event(&self, e: &Event<'_>) {
+            self.0.lock().unwrap().push(format!("{e:?}"));
+        }
+    }
+
+    fn resp(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("X-App-Version".into(), "v2".into())],
+            body: body.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn failure_runs_undo_in_reverse_including_the_failed_step() {
+        let exec = Recording::new("t").with_output(
+            "false",
+            Output {
+                status: 1,
+                stderr: "boom".into(),
+                ..Default::default()
+            },
+        );
+        let mut plan = Plan::new("t");
+        plan.push_with_undo(
+            "one",
+            Step::Exec(Cmd::new("true").arg("1")),
+            vec![Step::Exec(Cmd::new("undo").arg("1"))],
+        );
+        plan.push("two", Step::Exec(Cmd::new("true").arg("2")));
+        plan.push_with_undo(
+            "three",
+            Step::Exec(Cmd::new("false")),
+            vec![Step::Exec(Cmd::new("undo").arg("3"))],
+        );
+        plan.push("never", Step::Exec(Cmd::new("never")));
+        let err = run_plan(&exec, &plan, &Collect::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.index, 3);
+        assert!(err.cause.contains("boom"), "{}", err.cause);
+        assert_eq!(
+            exec.log(),
+            vec![
+                "run true 1",
+                "run true 2",
+                "run false",
+                "run undo 3",
+                "run undo 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn response_checks_name_what_differed() {
+        let mut e = ProbeExpect {
+            status: 200,
+            json_field: Some(("version".into(), "v2".into())),
+            ..Default::default()
+        };
+        assert!(check_response(&resp(200, r#"{"version":"v2"}"#), &e).is_ok());
+        assert_eq!(
+            check_response(&resp(200, r#"{"version":"v1"}"#), &e).unwrap_err(),
+            ".version is Some(\"v1\") (want \"v2\")"
+        );
+        assert_eq!(
+            check_response(&resp(503, ""), &e).unwrap_err(),
+            "status 503 (want 200)"
+        );
+        e.json_field = None;
+        e.header = Some(("x-app-version".into(), "v3".into()));
+        assert!(check_response(&resp(200, ""), &e).is_err());
+    }
+
+    #[tokio::test]
+    async fn probe_needs_consecutive_successes() {
+        let url = "http://h/health";
+        let exec = Recording::new("t").with_http(
+            url,
+            vec![
+                resp(200, ""),
+                resp(500, ""),
+                resp(200, ""),
+                resp(200, ""),
+                resp(200, ""),
+            ],
+        );
+        let p = Probe {
+            url: url.into(),
+            expect: ProbeExpect::default(),
+            per_try_timeout: Duration::from_millis(10),
+            interval: Duration::from_millis(1),
+            consecutive: 3,
+            deadline: Duration::from_secs(5),
+        };
+        let passed = wait_http(&exec, &p).await.unwrap();
+        assert_eq!(passed.attempts, 5);
+    }
+
+    #[tokio::test]
+    async fn probe_fails_at_deadline_with_last_reason() {
+        let url = "http://h/health";
+        let exec = Recording::new("t").with_http(url, vec![resp(500, "")]);
+        let p = Probe {
+            url: url.into(),
+            expect: ProbeExpect::default(),
+            per_try_timeout: Duration::from_millis(10),
+            interval: Duration::from_millis(5),
+            consecutive: 2,
+            deadline: Duration::from_millis(30),
+        };
+        let err = wait_http(&exec, &p).await.unwrap_err();
+        assert!(err.contains("last: status 500 (want 200)"), "{err}");
+    }
+}
