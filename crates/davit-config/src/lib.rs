@@ -1,1 +1,108 @@
-//! davit.toml: typed settings, defaults, validation with errors that name the fix.
+//! `davit.toml`: what a team writes once, read into types with defaults and checked up front.
+//!
+//! Every value that reaches argv, a container name, a file path or a URL is validated here, before
+//! any plan exists, so a typo or a hostile value (`--privileged` as an image, `-oProxyCommand` as a
+//! host) is a bad-input error (exit 2) that names the field and the fix, never a half-done deploy.
+//! Unknown keys are errors too: a misspelt `strtegy` silently falling back to a default is how
+//! production gets the wrong deploy. Tables owned by other tools (`[gate]`, `[analysis]`,
+//! `[approval]`, `[scan]`) are kept as raw TOML for the crates that own them.
+
+mod model;
+mod validation;
+
+pub use model::*;
+
+use std::path::{Path, PathBuf};
+
+/// Every problem found in a configuration, each with its fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "cannot read {path}: {source}\nhint: run davit from the repository root or pass --config <path to davit.toml>"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}\nhint: see the davit.toml reference in README.md")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {} problem(s):\n{}", .problems.len(), .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+    #[error("environment {name:?} is not defined in {path}; defined: {}\nhint: add [environments.{name}] or pick one of those", .known.join(", "))]
+    UnknownEnvironment {
+        path: PathBuf,
+        name: String,
+        known: Vec<String>,
+    },
+}
+
+impl Config {
+    /// Read, parse and validate a `davit.toml`. Relative paths in it resolve against its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::parse(&text, path, &base)
+    }
+
+    /// Parse and validate text; `origin` names the file in messages.
+    pub fn parse(text: &str, origin: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.origin = origin.to_path_buf();
+        cfg.base_dir = base_dir.to_path_buf();
+        let problems = validation::check(&cfg);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid {
+                path: origin.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// The named environment, or an error listing the defined ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
+        self.environments
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownEnvironment {
+                path: self.origin.clone(),
+                name: name.to_string(),
+                known: self.environments.keys().cloned().collect(),
+            })
+    }
+
+    /// The health check for an environment: its own table if it has one, else the top-level one.
+    pub fn health_for(&self, env: &Environment) -> HealthCheck {
+        env.health.clone().unwrap_or_else(|| self.health.clone())
+    }
+
+    /// Where an environment keeps its state (ledger, proxy config, compose files).
+    pub fn state_dir_for(&self, env_name: &str, env: &Environment) -> PathBuf {
+        let root = env
+            .state_dir
+            .clone()
+            .or_else(|| self.state_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(".davit/state"));
+        let root = if root.is_absolute() {
+            root
+        } else {
+            self.base_dir.join(root)
+        };
+        root.join(format!("{}-{env_name}", self.app.name))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,311 @@
+//! The serde model of `davit.toml` with its defaults.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub app: App,
+    pub image: Image,
+    #[serde(default)]
+    pub health: HealthCheck,
+    /// Root folder for per-environment state; default `.davit/state` beside davit.toml.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub environments: BTreeMap<String, Environment>,
+    /// Owned by davit-gate.
+    #[serde(default)]
+    pub gate: Option<toml::Table>,
+    /// Owned by davit-image.
+    #[serde(default)]
+    pub scan: Option<toml::Table>,
+    /// Owned by davit-verify (metric analysis).
+    #[serde(default)]
+    pub analysis: Option<toml::Table>,
+    /// Owned by davit-approve.
+    #[serde(default)]
+    pub approval: Option<toml::Table>,
+    #[serde(skip)]
+    pub origin: PathBuf,
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    /// Short name used in container, project and file names.
+    pub name: String,
+    /// The port the app listens on inside its container.
+    #[serde(default = "default_app_port")]
+    pub port: u32,
+    /// Plain environment for the container (not secret).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Names of variables taken from davit's own environment at deploy time and handed to the
+    /// container through a 0600 env file, never argv, never the ledger.
+    #[serde(default)]
+    pub secret_env: Vec<String>,
+    /// Override the image's command.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+}
+
+fn default_app_port() -> u32 {
+    8000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    /// Repository without tag, e.g. `ghcr.io/acme/shop`; the release version is the tag.
+    pub name: String,
+    #[serde(default)]
+    pub pull: PullPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Pull only when the image is not on the host.
+    #[default]
+    Missing,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    #[serde(default = "default_status")]
+    pub expect_status: u32,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// JSON field in the health answer that carries the running version; used to prove through
+    /// the proxy that the new release is what answers. Empty to disable (weaker check).
+    #[serde(default = "default_version_field")]
+    pub version_field: String,
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_consecutive")]
+    pub consecutive: u32,
+    #[serde(default = "default_deadline_secs")]
+    pub deadline_secs: u64,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            path: default_health_path(),
+            expect_status: default_status(),
+            body_contains: None,
+            version_field: default_version_field(),
+            interval_ms: default_interval_ms(),
+            timeout_ms: default_timeout_ms(),
+            consecutive: default_consecutive(),
+            deadline_secs: default_deadline_secs(),
+        }
+    }
+}
+
+fn default_health_path() -> String {
+    "/health".into()
+}
+fn default_status() -> u32 {
+    200
+}
+fn default_version_field() -> String {
+    "version".into()
+}
+fn default_interval_ms() -> u64 {
+    500
+}
+fn default_timeout_ms() -> u64 {
+    2000
+}
+fn default_consecutive() -> u32 {
+    3
+}
+fn default_deadline_secs() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// `docker compose up -d` of a generated compose file; brief downtime while recreating.
+    Compose,
+    /// Two containers (blue, green) behind nginx; switch after a health gate; old one kept.
+    BlueGreen,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Compose => "compose",
+            Strategy::BlueGreen => "blue-green",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// `local` for this machine; a host name for remote hosts (SSH).
+    #[serde(default = "default_host")]
+    pub host: String,
+    pub strategy: Strategy,
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Address published container ports bind to on the host.
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    /// Compose: the host port the app is published on.
+    #[serde(default)]
+    pub port: Option<u32>,
+    /// Blue-green: ports for the proxy and each color.
+    #[serde(default)]
+    pub ports: Option<Ports>,
+    #[serde(default)]
+    pub proxy: Proxy,
+    #[serde(default)]
+    pub health: Option<HealthCheck>,
+    #[serde(default)]
+    pub verify: Verify,
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// Extra plain environment for this environment (merged over `app.env`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Public URL recorded in GitHub deployments; default the proxy or published address.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+fn default_host() -> String {
+    "local".into()
+}
+fn default_bind() -> String {
+    "127.0.0.1".into()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Ports {
+    /// Where nginx listens for users.
+    pub public: u32,
+    pub blue: u32,
+    pub green: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    /// Address nginx listens on.
+    #[serde(default = "default_bind")]
+    pub listen: String,
+    /// Extra nginx directives placed in the `location /` block (e.g. `client_max_body_size 20m;`).
+    /// Tested with `nginx -t` before it ever goes live.
+    #[serde(default)]
+    pub snippet: Option<String>,
+    /// How long nginx waits for the upstream to answer before 504.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_secs: u64,
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Proxy {
+            listen: default_bind(),
+            snippet: None,
+            read_timeout_secs: default_read_timeout(),
+        }
+    }
+}
+
+fn default_read_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// How long verify watches the new release after the switch.
+    #[serde(default = "default_watch_secs")]
+    pub watch_secs: u64,
+    #[serde(default = "default_verify_interval_ms")]
+    pub interval_ms: u64,
+    /// Failed probes in a row that make verify roll back.
+    #[serde(default = "default_failures")]
+    pub failure_limit: u32,
+    /// Roll back automatically when verification fails.
+    #[serde(default = "default_true")]
+    pub rollback: bool,
+}
+
+impl Default for Verify {
+    fn default() -> Self {
+        Verify {
+            watch_secs: default_watch_secs(),
+            interval_ms: default_verify_interval_ms(),
+            failure_limit: default_failures(),
+            rollback: true,
+        }
+    }
+}
+
+fn default_watch_secs() -> u64 {
+    30
+}
+fn default_verify_interval_ms() -> u64 {
+    1000
+}
+fn default_failures() -> u32 {
+    3
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// Run before anything changes (migrations); a failure stops the deploy before the switch.
+    #[serde(default)]
+    pub pre_deploy: Vec<Hook>,
+    /// Run after the new release serves.
+    #[serde(default)]
+    pub post_deploy: Vec<Hook>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// argv; no shell unless you write `["sh", "-c", "..."]` yourself.
+    pub run: Vec<String>,
+    /// `image`: a one-off container of the new image with the app's env (migrations);
+    /// `host`: a process on the deploy host.
+    #[serde(default)]
+    pub on: HookPlace,
+    #[serde(default = "default_hook_timeout")]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookPlace {
+    #[default]
+    Image,
+    Host,
+}
+
+fn default_hook_timeout() -> u64 {
+    600
+}

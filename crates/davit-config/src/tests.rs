@@ -1,0 +1,164 @@
+use super::*;
+use std::path::Path;
+
+const GOOD: &str = r#"
+[app]
+name = "shop"
+port = 8000
+env = { DJANGO_SETTINGS_MODULE = "shop.settings" }
+secret_env = ["DATABASE_URL"]
+
+[image]
+name = "ghcr.io/acme/shop"
+
+[environments.staging]
+strategy = "compose"
+port = 8090
+
+[environments.production]
+strategy = "blue-green"
+ports = { public = 8080, blue = 8081, green = 8082 }
+health = { path = "/healthz", consecutive = 5 }
+
+[[environments.production.hooks.pre_deploy]]
+run = ["python", "manage.py", "migrate"]
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("davit.toml"), Path::new("/repo"))
+}
+
+fn problems(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn good_config_has_defaults_and_overlays() {
+    let c = parse(GOOD).unwrap();
+    let prod = c.environment("production").unwrap();
+    assert_eq!(prod.strategy, Strategy::BlueGreen);
+    assert_eq!(prod.host, "local");
+    assert_eq!(prod.bind, "127.0.0.1");
+    let h = c.health_for(prod);
+    assert_eq!(
+        (h.path.as_str(), h.consecutive, h.interval_ms),
+        ("/healthz", 5, 500)
+    );
+    let staging = c.environment("staging").unwrap();
+    assert_eq!(c.health_for(staging).path, "/health");
+    assert_eq!(prod.verify.watch_secs, 30);
+    assert_eq!(prod.hooks.pre_deploy[0].on, HookPlace::Image);
+    assert_eq!(
+        c.state_dir_for("production", prod),
+        Path::new("/repo/.davit/state/shop-production")
+    );
+}
+
+#[test]
+fn unknown_environment_lists_the_known_ones() {
+    let c = parse(GOOD).unwrap();
+    let e = c.environment("prod").unwrap_err().to_string();
+    assert!(e.contains("defined: production, staging"), "{e}");
+    assert!(e.contains("hint: add [environments.prod]"), "{e}");
+}
+
+#[test]
+fn typo_in_a_key_is_an_error_naming_the_key() {
+    let e = problems(&GOOD.replace("strategy = \"compose\"", "strtegy = \"compose\""));
+    assert!(e.contains("unknown field `strtegy`"), "{e}");
+    let e = problems(&GOOD.replace("\"compose\"", "\"rolling\""));
+    assert!(e.contains("unknown variant `rolling`"), "{e}");
+}
+
+#[test]
+fn t01_t02_hostile_values_in_image_host_and_ports_are_rejected() {
+    let cases = [
+        (
+            "name = \"ghcr.io/acme/shop\"",
+            "name = \"--privileged\"",
+            "image.name = \"--privileged\" is not valid",
+        ),
+        (
+            "name = \"ghcr.io/acme/shop\"",
+            "name = \"shop; id #\"",
+            "image.name = \"shop; id #\" is not valid",
+        ),
+        (
+            "name = \"ghcr.io/acme/shop\"",
+            "name = \"$(id)\"",
+            "image.name = \"$(id)\" is not valid",
+        ),
+        (
+            "name = \"ghcr.io/acme/shop\"",
+            "name = \"shop:1.2\"",
+            "has a tag or digest",
+        ),
+        (
+            "strategy = \"compose\"",
+            "strategy = \"compose\"\nhost = \"-oProxyCommand=id\"",
+            "environments.staging.host = \"-oProxyCommand=id\" is not valid",
+        ),
+        (
+            "strategy = \"compose\"",
+            "strategy = \"compose\"\nhost = \"web`id`\"",
+            "environments.staging.host = \"web`id`\" is not valid",
+        ),
+        (
+            "port = 8090",
+            "port = 0",
+            "environments.staging.port = \"0\" is not valid: use a TCP port from 1 to 65535",
+        ),
+        (
+            "port = 8090",
+            "port = 70000",
+            "use a TCP port from 1 to 65535",
+        ),
+        ("blue = 8081", "blue = 8080", "uses one port twice"),
+        (
+            "name = \"shop\"",
+            "name = \"Shop App\"",
+            "app.name = \"Shop App\" is not valid",
+        ),
+        ("\"shop.settings\"", "\"a\\nB=1\"", "remove newlines"),
+        ("\"DATABASE_URL\"", "\"DATABASE-URL\"", "app.secret_env[0]"),
+        (
+            "path = \"/healthz\"",
+            "path = \"healthz\"",
+            "use a path starting with '/'",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(GOOD.contains(from), "fixture lacks {from}");
+        let e = problems(&GOOD.replacen(from, to, 1));
+        assert!(e.contains(want), "{to}: wanted {want:?} in\n{e}");
+    }
+}
+
+#[test]
+fn missing_strategy_fields_say_what_to_add() {
+    let e = problems(&GOOD.replace("port = 8090\n", ""));
+    assert!(e.contains("compose needs the host port"), "{e}");
+    let e = problems(&GOOD.replace("ports = { public = 8080, blue = 8081, green = 8082 }\n", ""));
+    assert!(
+        e.contains("blue-green needs ports = { public = 8080"),
+        "{e}"
+    );
+}
+
+#[test]
+fn all_problems_are_listed_at_once() {
+    let e = problems(
+        &GOOD
+            .replace("port = 8090", "port = 0")
+            .replace("name = \"shop\"", "name = \"-x\""),
+    );
+    assert!(e.contains("2 problem(s)"), "{e}");
+}
+
+#[test]
+fn snippet_cannot_break_out_of_its_block() {
+    let text = format!(
+        "{GOOD}\n[environments.production.proxy]\nsnippet = \"}} server {{ listen 81; }}\"\n"
+    );
+    assert!(problems(&text).contains("may not contain braces"));
+}

@@ -1,0 +1,170 @@
+//! Cross-field checks that serde cannot express, each problem phrased with its fix.
+
+use crate::{Config, Environment, HealthCheck, Strategy};
+use davit_core::validate;
+
+pub fn check(cfg: &Config) -> Vec<String> {
+    let mut p = Vec::new();
+    let mut push = |r: Result<(), validate::Invalid>| {
+        if let Err(e) = r {
+            p.push(e.to_string());
+        }
+    };
+    push(validate::name("app.name", &cfg.app.name));
+    push(validate::port("app.port", cfg.app.port).map(|_| ()));
+    push(validate::image_ref("image.name", &cfg.image.name));
+    if cfg.image.name.contains('@') || has_tag(&cfg.image.name) {
+        p.push(format!(
+            "image.name = \"{}\" has a tag or digest: give the repository only (e.g. ghcr.io/acme/shop); the release version becomes the tag",
+            cfg.image.name
+        ));
+    }
+    env_table(&mut p, "app.env", &cfg.app.env);
+    for (i, name) in cfg.app.secret_env.iter().enumerate() {
+        if let Err(e) = validate::env_name(&format!("app.secret_env[{i}]"), name) {
+            p.push(e.to_string());
+        }
+    }
+    health(&mut p, "health", &cfg.health);
+    if cfg.environments.is_empty() {
+        p.push("no environments are defined: add [environments.staging] and/or [environments.production] with a strategy".into());
+    }
+    for (name, env) in &cfg.environments {
+        environment(&mut p, name, env);
+    }
+    p
+}
+
+/// Whether the last path component carries a `:tag`.
+fn has_tag(image: &str) -> bool {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.contains(':')
+}
+
+fn env_table(p: &mut Vec<String>, field: &str, env: &std::collections::BTreeMap<String, String>) {
+    for (k, v) in env {
+        if let Err(e) = validate::env_name(&format!("{field} key"), k) {
+            p.push(e.to_string());
+        }
+        if let Err(e) = validate::single_line(&format!("{field}.{k}"), v) {
+            p.push(e.to_string());
+        }
+    }
+}
+
+fn health(p: &mut Vec<String>, field: &str, h: &HealthCheck) {
+    if let Err(e) = validate::url_path(&format!("{field}.path"), &h.path) {
+        p.push(e.to_string());
+    }
+    if !(100..=599).contains(&h.expect_status) {
+        p.push(format!(
+            "{field}.expect_status = {} is not an HTTP status: use 100-599 (usually 200)",
+            h.expect_status
+        ));
+    }
+    if h.consecutive == 0 {
+        p.push(format!(
+            "{field}.consecutive = 0: use at least 1 (3 guards against apps that answer before they are ready)"
+        ));
+    }
+    if h.interval_ms == 0 || h.timeout_ms == 0 {
+        p.push(format!(
+            "{field}.interval_ms and {field}.timeout_ms must be above 0"
+        ));
+    }
+    if h.deadline_secs == 0 {
+        p.push(format!(
+            "{field}.deadline_secs = 0: give the app time to start, e.g. 60"
+        ));
+    }
+}
+
+fn environment(p: &mut Vec<String>, name: &str, env: &Environment) {
+    let f = |k: &str| format!("environments.{name}.{k}");
+    if let Err(e) = validate::name(&format!("environments.{name}"), name) {
+        p.push(e.to_string());
+    }
+    if env.host != "local"
+        && let Err(e) = validate::hostname(&f("host"), &env.host)
+    {
+        p.push(e.to_string());
+    }
+    for (field, addr) in [("bind", &env.bind), ("proxy.listen", &env.proxy.listen)] {
+        if addr.parse::<std::net::IpAddr>().is_err() {
+            p.push(format!(
+                "{} = \"{addr}\" is not an IP address: use 127.0.0.1 (only this host) or 0.0.0.0 (all interfaces)",
+                f(field)
+            ));
+        }
+    }
+    env_table(p, &f("env"), &env.env);
+    if let Some(h) = &env.health {
+        health(p, &f("health"), h);
+    }
+    if let Some(s) = &env.proxy.snippet
+        && s.contains(['{', '}'])
+    {
+        p.push(format!(
+            "{} may not contain braces: it goes inside `location /`; put directives only, e.g. \"client_max_body_size 20m;\"",
+            f("proxy.snippet")
+        ));
+    }
+    for (kind, hooks) in [
+        ("pre_deploy", &env.hooks.pre_deploy),
+        ("post_deploy", &env.hooks.post_deploy),
+    ] {
+        for (i, h) in hooks.iter().enumerate() {
+            if h.run.is_empty() || h.run[0].is_empty() {
+                p.push(format!(
+                    "{}[{i}].run is empty: give the command as a list, e.g. [\"python\", \"manage.py\", \"migrate\"]",
+                    f(&format!("hooks.{kind}"))
+                ));
+            }
+        }
+    }
+    match env.strategy {
+        Strategy::Compose => match env.port {
+            None => p.push(format!(
+                "{} is missing: compose needs the host port to publish the app on, e.g. port = 8090",
+                f("port")
+            )),
+            Some(port) => {
+                if let Err(e) = validate::port(&f("port"), port) {
+                    p.push(e.to_string());
+                }
+            }
+        },
+        Strategy::BlueGreen => match env.ports {
+            None => p.push(format!(
+                "{} is missing: blue-green needs ports = {{ public = 8080, blue = 8081, green = 8082 }}",
+                f("ports")
+            )),
+            Some(ports) => {
+                let mut ok = true;
+                for (k, v) in [
+                    ("public", ports.public),
+                    ("blue", ports.blue),
+                    ("green", ports.green),
+                ] {
+                    if let Err(e) = validate::port(&f(&format!("ports.{k}")), v) {
+                        p.push(e.to_string());
+                        ok = false;
+                    }
+                }
+                if ok
+                    && (ports.public == ports.blue
+                        || ports.public == ports.green
+                        || ports.blue == ports.green)
+                {
+                    p.push(format!(
+                        "{} uses one port twice ({}, {}, {}): public, blue and green need three different ports",
+                        f("ports"),
+                        ports.public,
+                        ports.blue,
+                        ports.green
+                    ));
+                }
+            }
+        },
+    }
+}
