@@ -1,1 +1,543 @@
-//! Deploy strategies (compose, blue-green), nginx switch, release ledger and rollback.
+//! Deploying a release and taking it back: strategies, the nginx switch, the ledger, rollback.
+//!
+//! The flow is the same for every strategy: observe the host (read-only), make a `Plan` (pure),
+//! show it (`--dry-run` stops here), check every program it needs is installed, run it with the
+//! one executor, and record the outcome in the ledger. Failures inside the plan undo what was
+//! done (a new color that never got healthy is removed; a switch that does not verify is
+//! reverted), so "nothing lost" is a property of the plan, not of each caller's error handling.
+
+pub mod bluegreen;
+pub mod compose;
+pub mod docker;
+pub mod ledger;
+pub mod nginx;
+pub mod target;
+
+use davit_config::{HookPlace, PullPolicy, Strategy};
+use davit_core::{Exit, Failure, FileBody, Plan, Step, validate};
+use davit_exec::{Executor, Observer, run_plan};
+use ledger::{Event, Record};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use target::Target;
+
+/// A release about to go live (or to be restored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRelease {
+    pub id: String,
+    pub version: String,
+    pub image: String,
+}
+
+/// What davit saw on the host before planning.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Local image id of the release's image, when present.
+    pub image_id: Option<String>,
+    pub needs_pull: bool,
+    /// Blue-green: what the live site file points at.
+    pub live: Option<nginx::LiveSite>,
+    pub nginx_running: bool,
+    pub compose: Option<docker::ComposeFlavor>,
+    pub ledger: Vec<Record>,
+    /// Ledger lines that could not be read (reported as a warning).
+    pub torn_ledger_lines: Vec<usize>,
+}
+
+impl Observed {
+    /// The id of the live release: the site file for blue-green, the ledger otherwise.
+    pub fn live_release(&self) -> Option<String> {
+        match &self.live {
+            Some(l) => Some(l.release.clone()),
+            None => ledger::live(&self.ledger).map(|r| r.id.clone()),
+        }
+    }
+}
+
+pub fn release_dir(t: &Target, release: &str) -> PathBuf {
+    t.state_dir.join("releases").join(release)
+}
+
+pub fn env_path(t: &Target, release: &str) -> PathBuf {
+    release_dir(t, release).join("app.env")
+}
+
+/// Read the host's state. Nothing here changes anything.
+pub async fn observe(
+    exec: &dyn Executor,
+    t: &Target,
+    image: Option<&str>,
+) -> Result<Observed, Failure> {
+    let mut obs = Observed::default();
+    if let Some(bytes) = exec
+        .read_file(&t.ledger_path())
+        .await
+        .map_err(|e| Failure::infra(e.to_string()))?
+    {
+        let (records, torn) = ledger::parse(&String::from_utf8_lossy(&bytes));
+        obs.ledger = records;
+        obs.torn_ledger_lines = torn;
+    }
+    match t.strategy {
+        Strategy::BlueGreen => {
+            let files = nginx::Files::new(t.proxy_dir());
+            if let Some(text) = exec
+                .read_file(&files.site())
+                .await
+                .map_err(|e| Failure::infra(e.to_string()))?
+            {
+                obs.live = nginx::parse_live(&String::from_utf8_lossy(&text));
+            }
+            obs.nginx_running = pid_alive(exec, &files.pid()).await;
+        }
+        Strategy::Compose => {
+            obs.compose = docker::compose_flavor(exec).await;
+        }
+    }
+    if let Some(image) = image {
+        obs.image_id = docker::image_id(exec, image).await;
+        obs.needs_pull = match t.pull {
+            PullPolicy::Always => true,
+            PullPolicy::Missing => obs.image_id.is_none(),
+            PullPolicy::Never => false,
+        };
+    }
+    Ok(obs)
+}
+
+async fn pid_alive(exec: &dyn Executor, pid_file: &std::path::Path) -> bool {
+    let Ok(Some(bytes)) = exec.read_file(pid_file).await else {
+        return false;
+    };
+    let pid = String::from_utf8_lossy(&bytes).trim().to_string();
+    if pid.is_empty() || !pid.chars().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let c = davit_core::Cmd::new("kill")
+        .args(["-0", &pid])
+        .timeout(Duration::from_secs(5));
+    exec.run(&c).await.is_ok_and(|o| o.success())
+}
+
+/// The release folder, its 0600 env file, and pre-deploy hooks (which run before any switch).
+pub(crate) fn push_env_and_pre_hooks(
+    plan: &mut Plan,
+    t: &Target,
+    rel: &NewRelease,
+    _obs: &Observed,
+) {
+    plan.push(
+        "create the release folder",
+        Step::MkDir {
+            path: release_dir(t, &rel.id),
+            mode: 0o700,
+        },
+    );
+    let text = docker::env_file(t, &rel.id, &rel.version);
+    let body = if t.secret_env.is_empty() {
+        FileBody::Plain(text)
+    } else {
+        FileBody::Secret(davit_core::Secret::new(text))
+    };
+    plan.push(
+        "write the release's env file (0600: it may hold secrets)",
+        Step::WriteFile {
+            path: env_path(t, &rel.id),
+            body,
+            mode: 0o600,
+        },
+    );
+    for (i, h) in t.pre_deploy.iter().enumerate() {
+        plan.push(
+            format!("pre-deploy hook {}: {}", i + 1, h.run.join(" ")),
+            Step::Exec(hook_cmd(t, rel, h)),
+        );
+    }
+}
+
+pub(crate) fn push_post_hooks(plan: &mut Plan, t: &Target, rel: &NewRelease) {
+    for (i, h) in t.post_deploy.iter().enumerate() {
+        plan.push(
+            format!("post-deploy hook {}: {}", i + 1, h.run.join(" ")),
+            Step::Exec(hook_cmd(t, rel, h)),
+        );
+    }
+}
+
+fn hook_cmd(t: &Target, rel: &NewRelease, h: &davit_config::Hook) -> davit_core::Cmd {
+    let timeout = Duration::from_secs(h.timeout_secs);
+    match h.on {
+        HookPlace::Image => {
+            docker::hook_in_image(&rel.image, &env_path(t, &rel.id), &h.run, timeout)
+        }
+        HookPlace::Host => davit_core::Cmd::new(h.run[0].clone())
+            .args(h.run[1..].iter().cloned())
+            .env("DAVIT_APP", t.app.clone())
+            .env("DAVIT_ENVIRONMENT", t.environment.clone())
+            .env("DAVIT_RELEASE", rel.id.clone())
+            .env("DAVIT_VERSION", rel.version.clone())
+            .env("DAVIT_IMAGE", rel.image.clone())
+            .env("DAVIT_HOSTS", t.host.clone())
+            .env("DAVIT_PERFORMER", ledger::actor())
+            .timeout(timeout),
+    }
+}
+
+/// What a deploy or rollback needs besides the target.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub dry_run: bool,
+    /// The approval decision to record with the release.
+    pub approval: Option<serde_json::Value>,
+}
+
+/// The result of a deploy or rollback that ran (or, in dry-run, was planned).
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub plan: Plan,
+    /// The ledger record written; None in dry-run.
+    pub record: Option<Record>,
+    pub warnings: Vec<String>,
+}
+
+/// Deploy `version` of the target's image.
+pub async fn deploy(
+    exec: &dyn Executor,
+    t: &Target,
+    version: &str,
+    opts: &Options,
+    observer: &dyn Observer,
+) -> Result<Report, Failure> {
+    validate::version("version", version).map_err(|e| {
+        Failure::bad_input(
+            e.to_string(),
+            "pass the image tag to deploy, e.g. --version 1.4.2",
+        )
+    })?;
+    let image = t.image_for(version);
+    let obs = observe(exec, t, Some(&image)).await?;
+    let mut warnings = ledger_warnings(&obs);
+    if obs.image_id.is_none() && t.pull == PullPolicy::Never {
+        return Err(Failure::bad_input(
+            format!(
+                "image {image} is not on {} and image.pull = \"never\"",
+                exec.host()
+            ),
+            format!(
+                "build or load it first (docker build -t {image} .), or set image.pull = \"missing\""
+            ),
+        ));
+    }
+    let rel = NewRelease {
+        id: ledger::new_release_id(version),
+        version: version.to_string(),
+        image: image.clone(),
+    };
+    let plan = match t.strategy {
+        Strategy::BlueGreen => bluegreen::plan_deploy(t, &rel, &obs),
+        Strategy::Compose => {
+            let flavor = compose_flavor(&obs, opts.dry_run, &mut warnings)?;
+            let previous = ledger::live(&obs.ledger).map(|r| r.id.clone());
+            compose::plan_deploy(t, &rel, &obs, flavor, previous.as_deref())
+        }
+    };
+    if opts.dry_run {
+        return Ok(Report {
+            plan,
+            record: None,
+            warnings,
+        });
+    }
+    preflight(exec, &plan).await?;
+    let color = match t.strategy {
+        Strategy::BlueGreen => Some(
+            obs.live
+                .as_ref()
+                .map(|l| bluegreen::other(&l.color))
+                .unwrap_or("blue")
+                .to_string(),
+        ),
+        Strategy::Compose => None,
+    };
+    let mut record = Record {
+        id: rel.id.clone(),
+        event: Event::Deployed,
+        version: rel.version.clone(),
+        image: rel.image.clone(),
+        digest: obs.image_id.clone(),
+        strategy: t.strategy.as_str().to_string(),
+        color,
+        environment: t.environment.clone(),
+        host: exec.host().to_string(),
+        at: String::new(),
+        actor: ledger::actor(),
+        reason: None,
+        approval: opts.approval.clone(),
+    };
+    match run_plan(exec, &plan, observer).await {
+        Ok(()) => {
+            if record.digest.is_none() || obs.needs_pull {
+                record.digest = docker::image_id(exec, &image).await;
+            }
+            record.at = ledger::now();
+            append(exec, t, &record, &mut warnings).await;
+            Ok(Report {
+                plan,
+                record: Some(record),
+                warnings,
+            })
+        }
+        Err(e) => {
+            record.event = Event::Failed;
+            record.reason = Some(e.to_string());
+            record.at = ledger::now();
+            append(exec, t, &record, &mut warnings).await;
+            let failed_probe = matches!(
+                plan.steps.get(e.index - 1).map(|s| &s.step),
+                Some(Step::WaitHttp(_))
+            );
+            let exit = if failed_probe {
+                Exit::Rejected
+            } else {
+                Exit::Infra
+            };
+            Err(Failure::new(
+                exit,
+                format!(
+                    "deploy of {version} to {} failed; traffic stays on the previous release: {e}",
+                    t.environment
+                ),
+            )
+            .with_hint(hint_for(&e.cause)))
+        }
+    }
+}
+
+/// Roll back to the previous good release, or to `to_version`.
+pub async fn rollback(
+    exec: &dyn Executor,
+    t: &Target,
+    to_version: Option<&str>,
+    reason: &str,
+    opts: &Options,
+    observer: &dyn Observer,
+) -> Result<Report, Failure> {
+    let obs = observe(exec, t, None).await?;
+    let mut warnings = ledger_warnings(&obs);
+    let live_id = obs.live_release();
+    let live_rec = live_id
+        .as_deref()
+        .and_then(|id| obs.ledger.iter().rev().find(|r| r.id == id))
+        .cloned();
+    let target_rec = ledger::rollback_target(&obs.ledger, live_id.as_deref(), to_version)
+        .cloned()
+        .ok_or_else(|| {
+            Failure::bad_input(
+                match to_version {
+                    Some(v) => format!(
+                        "no good release of version {v} in the {} ledger to roll back to",
+                        t.environment
+                    ),
+                    None => format!(
+                        "no previous good release in the {} ledger to roll back to",
+                        t.environment
+                    ),
+                },
+                "see `davit releases` for what was deployed, then deploy the version you want",
+            )
+        })?;
+    let rel = NewRelease {
+        id: target_rec.id.clone(),
+        version: target_rec.version.clone(),
+        image: target_rec.image.clone(),
+    };
+    let bad_color = live_rec.as_ref().and_then(|r| r.color.clone());
+    let image_present = docker::image_id(exec, &rel.image).await.is_some();
+    let refuse = |what: String| {
+        Failure::new(
+            Exit::Infra,
+            format!(
+                "rollback to {} refused before changing anything: {what}",
+                rel.version
+            ),
+        )
+        .with_hint(format!(
+            "bring the image back (docker pull {}) or roll back to another version with --to <version>; see `davit releases`",
+            rel.image
+        ))
+    };
+    let (plan, color) = match t.strategy {
+        Strategy::BlueGreen => {
+            let color = target_rec.color.clone().unwrap_or_else(|| "blue".into());
+            let state = docker::container(exec, &bluegreen::container_name(t, &color)).await;
+            match state {
+                Some(s) if s.release == rel.id && (s.running || image_present) => (
+                    bluegreen::plan_switch_back(
+                        t,
+                        &color,
+                        &rel.id,
+                        &rel.version,
+                        !s.running,
+                        bad_color.as_deref(),
+                        &obs,
+                    ),
+                    color,
+                ),
+                _ if image_present => {
+                    let new_color = obs
+                        .live
+                        .as_ref()
+                        .map(|l| bluegreen::other(&l.color))
+                        .unwrap_or("blue")
+                        .to_string();
+                    (
+                        bluegreen::plan_redeploy(t, &rel, bad_color.as_deref(), &obs),
+                        new_color,
+                    )
+                }
+                _ => {
+                    return Err(refuse(format!(
+                        "its container ({}) and its image ({}) are both gone",
+                        bluegreen::container_name(t, &color),
+                        rel.image
+                    )));
+                }
+            }
+        }
+        Strategy::Compose => {
+            let file = compose::compose_file_path(t, &rel.id);
+            if !image_present {
+                return Err(refuse(format!("its image {} is gone", rel.image)));
+            }
+            if exec.read_file(&file).await.ok().flatten().is_none() {
+                return Err(refuse(format!(
+                    "its compose file {} is gone",
+                    file.display()
+                )));
+            }
+            let flavor = compose_flavor(&obs, opts.dry_run, &mut warnings)?;
+            (compose::plan_rollback(t, &rel, flavor), String::new())
+        }
+    };
+    if opts.dry_run {
+        return Ok(Report {
+            plan,
+            record: None,
+            warnings,
+        });
+    }
+    preflight(exec, &plan).await?;
+    let base = |event: Event, r: &Record| Record {
+        event,
+        at: ledger::now(),
+        actor: ledger::actor(),
+        reason: Some(reason.to_string()),
+        host: exec.host().to_string(),
+        ..r.clone()
+    };
+    match run_plan(exec, &plan, observer).await {
+        Ok(()) => {
+            if let Some(bad) = &live_rec {
+                append(exec, t, &base(Event::RolledBack, bad), &mut warnings).await;
+            }
+            let mut restored = base(Event::Restored, &target_rec);
+            if !color.is_empty() {
+                restored.color = Some(color);
+            }
+            append(exec, t, &restored, &mut warnings).await;
+            Ok(Report {
+                plan,
+                record: Some(restored),
+                warnings,
+            })
+        }
+        Err(e) => {
+            let mut failed = base(Event::Failed, &target_rec);
+            failed.reason = Some(format!("rollback failed: {e}"));
+            append(exec, t, &failed, &mut warnings).await;
+            Err(Failure::new(
+                Exit::Infra,
+                format!(
+                    "rollback of {} to {} failed; the current release keeps serving: {e}",
+                    t.environment, rel.version
+                ),
+            )
+            .with_hint("check the target release's container logs (docker logs) before retrying"))
+        }
+    }
+}
+
+/// Every program the plan runs must exist, checked once, all missing named together.
+async fn preflight(exec: &dyn Executor, plan: &Plan) -> Result<(), Failure> {
+    let missing = davit_exec::missing_programs(exec, &plan.programs()).await;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let hints: Vec<String> = missing
+        .iter()
+        .map(|m| match m.as_str() {
+            "nginx" => "nginx: apt-get install nginx-light (or nginx)".to_string(),
+            "docker" => "docker: install Docker Engine (apt-get install docker.io)".to_string(),
+            "docker-compose" => "docker-compose: apt-get install docker-compose".to_string(),
+            other => format!("{other}: install it on {}", exec.host()),
+        })
+        .collect();
+    Err(Failure::infra(format!(
+        "missing on {}: {}",
+        exec.host(),
+        missing.join(", ")
+    ))
+    .with_hint(hints.join("; ")))
+}
+
+fn compose_flavor(
+    obs: &Observed,
+    dry_run: bool,
+    warnings: &mut Vec<String>,
+) -> Result<docker::ComposeFlavor, Failure> {
+    match obs.compose {
+        Some(f) => Ok(f),
+        None if dry_run => {
+            warnings.push("no docker compose found; the plan shows the v2 plugin form".into());
+            Ok(docker::ComposeFlavor::Plugin)
+        }
+        None => Err(Failure::infra("neither `docker compose` nor `docker-compose` works here")
+            .with_hint("install the Compose plugin (apt-get install docker-compose-plugin) or docker-compose")),
+    }
+}
+
+fn ledger_warnings(obs: &Observed) -> Vec<String> {
+    if obs.torn_ledger_lines.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "ledger lines {:?} could not be read and were skipped (torn write?)",
+            obs.torn_ledger_lines
+        )]
+    }
+}
+
+async fn append(exec: &dyn Executor, t: &Target, r: &Record, warnings: &mut Vec<String>) {
+    let line = serde_json::to_string(r).expect("records serialize");
+    let dir_ok = exec.mkdir(&t.state_dir, 0o750).await;
+    if let Err(e) = dir_ok.and(exec.append_line(&t.ledger_path(), &line).await) {
+        warnings.push(format!("could not record the release in the ledger: {e}"));
+    }
+}
+
+/// A hint for the most common causes of a failed step.
+fn hint_for(cause: &str) -> String {
+    if cause.contains("port is already allocated") || cause.contains("address already in use") {
+        "another process holds the port: free it or change the ports in davit.toml".into()
+    } else if cause.contains("nginx") && cause.contains("-t") {
+        "nginx rejected the new configuration (see the message above); fix proxy.snippet in davit.toml".into()
+    } else if cause.contains("GET ") {
+        "the new release never passed its health check: check its logs (docker logs) and health settings".into()
+    } else {
+        "the previous release is untouched; fix the cause above and deploy again".into()
+    }
+}
+
+#[cfg(test)]
+mod plan_tests;

@@ -1,0 +1,295 @@
+//! Blue-green behind nginx: start the new color beside the live one, gate it on its own port,
+//! switch nginx atomically, prove through the public path that the new version answers, and keep
+//! the old color running so a rollback is one more switch.
+
+use crate::docker;
+use crate::nginx::{self, Files};
+use crate::target::{Target, url_host};
+use crate::{NewRelease, Observed};
+use davit_core::{Cmd, FileBody, Plan, Probe, ProbeExpect, Step};
+use std::time::Duration;
+
+pub const COLORS: [&str; 2] = ["blue", "green"];
+
+pub fn other(color: &str) -> &'static str {
+    if color == "blue" { "green" } else { "blue" }
+}
+
+pub fn port_of(t: &Target, color: &str) -> u16 {
+    let p = t.ports.expect("blue-green target has ports");
+    if color == "blue" { p.blue } else { p.green }
+}
+
+pub fn container_name(t: &Target, color: &str) -> String {
+    format!("{}-{color}", t.prefix())
+}
+
+/// The probe of one color on its own port: the health gate.
+pub fn direct_probe(t: &Target, color: &str, version: &str) -> Probe {
+    let (interval, per_try, deadline) = t.health_timing();
+    Probe {
+        url: format!(
+            "http://{}:{}{}",
+            url_host(&t.bind),
+            port_of(t, color),
+            t.health.path
+        ),
+        expect: expect(t, version),
+        per_try_timeout: per_try,
+        interval,
+        consecutive: t.health.consecutive,
+        deadline,
+    }
+}
+
+/// The probe through nginx: proves the switch took effect for new connections.
+pub fn proxy_probe(t: &Target, version: &str) -> Probe {
+    let (_, per_try, _) = t.health_timing();
+    Probe {
+        url: format!(
+            "http://{}:{}{}",
+            url_host(&t.proxy.listen),
+            t.ports.expect("blue-green target has ports").public,
+            t.health.path
+        ),
+        expect: expect(t, version),
+        per_try_timeout: per_try,
+        interval: Duration::from_millis(200),
+        consecutive: t.health.consecutive,
+        deadline: Duration::from_secs(15),
+    }
+}
+
+pub fn expect(t: &Target, version: &str) -> ProbeExpect {
+    ProbeExpect {
+        status: u16::try_from(t.health.expect_status).unwrap_or(200),
+        body_contains: t.health.body_contains.clone(),
+        json_field: (!t.health.version_field.is_empty())
+            .then(|| (t.health.version_field.clone(), version.to_string())),
+        header: None,
+    }
+}
+
+/// Deploy a new release into the idle color.
+pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
+    let color = obs.live.as_ref().map(|l| other(&l.color)).unwrap_or("blue");
+    let mut plan = Plan::new(format!(
+        "blue-green deploy of {} ({}) to {} as {color}",
+        rel.version, rel.image, t.environment
+    ));
+    let files = Files::new(t.proxy_dir());
+    prepare(&mut plan, &files, rel, obs);
+    crate::push_env_and_pre_hooks(&mut plan, t, rel, obs);
+    start_color(&mut plan, t, color, rel);
+    plan.push(
+        format!("health gate: {color} must answer healthy on its own port"),
+        Step::WaitHttp(direct_probe(t, color, &rel.version)),
+    );
+    push_switch(&mut plan, t, &files, color, &rel.id, &rel.version, obs);
+    crate::push_post_hooks(&mut plan, t, rel);
+    plan
+}
+
+/// Start (or restart) a color from an image.
+fn start_color(plan: &mut Plan, t: &Target, color: &str, rel: &NewRelease) {
+    let name = container_name(t, color);
+    plan.push(
+        format!("remove what is left in the idle {color} slot"),
+        Step::ExecIgnoringFailure(docker::remove(&name)),
+    );
+    let labels = docker::labels(t, &rel.id, &rel.version, Some(color));
+    plan.push_with_undo(
+        format!(
+            "start {color} with {} on {}:{}",
+            rel.version,
+            t.bind,
+            port_of(t, color)
+        ),
+        Step::Exec(docker::run_color(
+            t,
+            &name,
+            &rel.image,
+            &crate::env_path(t, &rel.id),
+            port_of(t, color),
+            &labels,
+        )),
+        vec![Step::ExecIgnoringFailure(docker::remove(&name))],
+    );
+}
+
+fn prepare(plan: &mut Plan, files: &Files, rel: &NewRelease, obs: &Observed) {
+    plan.push(
+        "prepare the state folders",
+        Step::MkDir {
+            path: files.dir.join("tmp"),
+            mode: 0o755,
+        },
+    );
+    if obs.needs_pull {
+        plan.push(
+            format!("pull {}", rel.image),
+            Step::Exec(docker::pull(&rel.image)),
+        );
+    }
+}
+
+/// Make `color` live: candidate, `nginx -t`, rename, reload, verify through the proxy.
+/// Every step after the rename has the rename's undo behind it: restore the previous site file
+/// and reload, so a switch that does not verify puts traffic back where it was.
+pub fn push_switch(
+    plan: &mut Plan,
+    t: &Target,
+    files: &Files,
+    color: &str,
+    release: &str,
+    version: &str,
+    obs: &Observed,
+) {
+    plan.push(
+        "write the nginx main configuration",
+        Step::WriteFile {
+            path: files.main(),
+            body: FileBody::Plain(files.main_conf()),
+            mode: 0o644,
+        },
+    );
+    plan.push(
+        "write the candidate main configuration (includes the candidate site file)",
+        Step::WriteFile {
+            path: files.candidate_main(),
+            body: FileBody::Plain(files.candidate_main_conf()),
+            mode: 0o644,
+        },
+    );
+    if obs.live.is_some() {
+        plan.push(
+            "keep a copy of the live site configuration",
+            Step::Copy {
+                from: files.site(),
+                to: files.previous_site(),
+            },
+        );
+    }
+    plan.push_with_undo(
+        format!("write the candidate site configuration pointing at {color}"),
+        Step::WriteFile {
+            path: files.candidate_site(),
+            body: FileBody::Plain(nginx::site_conf(
+                t,
+                color,
+                release,
+                version,
+                port_of(t, color),
+            )),
+            mode: 0o644,
+        },
+        vec![Step::RemoveFile {
+            path: files.candidate_site(),
+        }],
+    );
+    plan.push(
+        "test the candidate with nginx -t (the live file is untouched if it fails)",
+        Step::Exec(files.test_candidate().timeout(Duration::from_secs(30))),
+    );
+    let restore = if obs.live.is_some() {
+        vec![
+            Step::Copy {
+                from: files.previous_site(),
+                to: files.site(),
+            },
+            Step::ExecIgnoringFailure(files.reload().timeout(Duration::from_secs(30))),
+        ]
+    } else {
+        vec![
+            Step::ExecIgnoringFailure(files.stop().timeout(Duration::from_secs(30))),
+            Step::RemoveFile { path: files.site() },
+        ]
+    };
+    plan.push_with_undo(
+        "switch: rename the candidate over the live site file",
+        Step::Rename {
+            from: files.candidate_site(),
+            to: files.site(),
+        },
+        restore,
+    );
+    let apply: Cmd = if obs.nginx_running {
+        files.reload()
+    } else {
+        files.start()
+    };
+    plan.push(
+        if obs.nginx_running {
+            "reload nginx (graceful: in-flight requests finish on the old color)"
+        } else {
+            "start nginx"
+        },
+        Step::Exec(apply.timeout(Duration::from_secs(30))),
+    );
+    plan.push(
+        format!("verify through the public path that {version} answers"),
+        Step::WaitHttp(proxy_probe(t, version)),
+    );
+}
+
+/// Roll back by switching to a color that still runs (or can be started) with the target release.
+pub fn plan_switch_back(
+    t: &Target,
+    color: &str,
+    release: &str,
+    version: &str,
+    start_stopped: bool,
+    bad_color: Option<&str>,
+    obs: &Observed,
+) -> Plan {
+    let mut plan = Plan::new(format!(
+        "blue-green rollback of {} to {version} in {color}",
+        t.environment
+    ));
+    let files = Files::new(t.proxy_dir());
+    let name = container_name(t, color);
+    if start_stopped {
+        plan.push_with_undo(
+            format!("start the stopped {color} container"),
+            Step::Exec(
+                Cmd::new("docker")
+                    .args(["start", &name])
+                    .timeout(Duration::from_secs(60)),
+            ),
+            vec![Step::ExecIgnoringFailure(docker::stop(&name))],
+        );
+    }
+    plan.push(
+        format!("health gate: {color} ({version}) must still be healthy"),
+        Step::WaitHttp(direct_probe(t, color, version)),
+    );
+    push_switch(&mut plan, t, &files, color, release, version, obs);
+    if let Some(bad) = bad_color {
+        plan.push(
+            format!("stop the rolled-back {bad} container (kept for its logs)"),
+            Step::ExecIgnoringFailure(docker::stop(&container_name(t, bad))),
+        );
+    }
+    plan
+}
+
+/// Re-create a color from a previous release's image when its container is gone.
+pub fn plan_redeploy(
+    t: &Target,
+    rel: &NewRelease,
+    bad_color: Option<&str>,
+    obs: &Observed,
+) -> Plan {
+    let mut plan = plan_deploy(t, rel, obs);
+    plan.title = format!(
+        "blue-green rollback of {} to {} (re-created from its image)",
+        t.environment, rel.version
+    );
+    if let Some(bad) = bad_color {
+        plan.push(
+            format!("stop the rolled-back {bad} container (kept for its logs)"),
+            Step::ExecIgnoringFailure(docker::stop(&container_name(t, bad))),
+        );
+    }
+    plan
+}

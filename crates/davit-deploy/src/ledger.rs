@@ -1,0 +1,167 @@
+//! The release ledger: an append-only JSON-lines file on the host.
+//!
+//! Every deploy, failure, rollback and restore adds one line; nothing is rewritten, so the ledger
+//! is an audit trail (who, what, when, outcome) and the single source for "the previous good
+//! release". A line that cannot be parsed (a torn write after a crash) is skipped with a warning
+//! rather than making the whole history unreadable.
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// The release went live and passed its checks.
+    Deployed,
+    /// The deploy failed before or at the switch; traffic stayed where it was.
+    Failed,
+    /// The release was live and was rolled back away from (it is bad).
+    RolledBack,
+    /// A previous release was made live again by a rollback.
+    Restored,
+}
+
+/// One ledger line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The release this line is about (a restore names the restored release).
+    pub id: String,
+    pub event: Event,
+    pub version: String,
+    pub image: String,
+    #[serde(default)]
+    pub digest: Option<String>,
+    pub strategy: String,
+    /// Blue-green color the release runs in.
+    #[serde(default)]
+    pub color: Option<String>,
+    pub environment: String,
+    #[serde(default)]
+    pub host: String,
+    /// RFC 3339 UTC.
+    pub at: String,
+    pub actor: String,
+    /// Why (failure reason, rollback cause).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The approval decision that allowed it (production), as recorded by davit-approve.
+    #[serde(default)]
+    pub approval: Option<serde_json::Value>,
+}
+
+/// Parse ledger text; torn or foreign lines are returned separately so callers can warn.
+pub fn parse(text: &str) -> (Vec<Record>, Vec<usize>) {
+    let mut records = Vec::new();
+    let mut bad = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(line) {
+            Ok(r) => records.push(r),
+            Err(_) => bad.push(i + 1),
+        }
+    }
+    (records, bad)
+}
+
+/// The release that is live according to the ledger: the last one that went live.
+pub fn live(records: &[Record]) -> Option<&Record> {
+    records
+        .iter()
+        .rev()
+        .find(|r| matches!(r.event, Event::Deployed | Event::Restored))
+}
+
+/// The release to roll back to: the most recent one that went live, is not `live_id`, and was
+/// never rolled back away from. With `version`, the most recent good release of that version.
+pub fn rollback_target<'a>(
+    records: &'a [Record],
+    live_id: Option<&str>,
+    version: Option<&str>,
+) -> Option<&'a Record> {
+    let bad = |id: &str| {
+        records
+            .iter()
+            .any(|r| r.id == id && r.event == Event::RolledBack)
+    };
+    records.iter().rev().find(|r| {
+        matches!(r.event, Event::Deployed | Event::Restored)
+            && Some(r.id.as_str()) != live_id
+            && !bad(&r.id)
+            && version.is_none_or(|v| r.version == v)
+    })
+}
+
+/// A fresh release id: sortable time, version, and a random suffix against same-second clashes.
+pub fn new_release_id(version: &str) -> String {
+    let suffix: u16 = rand::random();
+    format!(
+        "{}-{version}-{suffix:04x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    )
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Who is deploying: the GitHub actor on a runner, the login user on a laptop.
+pub fn actor() -> String {
+    std::env::var("DAVIT_ACTOR")
+        .or_else(|_| std::env::var("GITHUB_ACTOR"))
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, event: Event, version: &str) -> Record {
+        Record {
+            id: id.into(),
+            event,
+            version: version.into(),
+            image: format!("app:{version}"),
+            digest: None,
+            strategy: "blue-green".into(),
+            color: None,
+            environment: "production".into(),
+            host: "local".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            actor: "t".into(),
+            reason: None,
+            approval: None,
+        }
+    }
+
+    #[test]
+    fn rollback_skips_live_bad_and_failed_releases() {
+        let records = vec![
+            rec("1", Event::Deployed, "v1"),
+            rec("2", Event::Deployed, "v2"),
+            rec("x", Event::Failed, "vx"),
+            rec("3", Event::Deployed, "v3"),
+            rec("3", Event::RolledBack, "v3"),
+            rec("2", Event::Restored, "v2"),
+        ];
+        assert_eq!(live(&records).unwrap().id, "2");
+        assert_eq!(rollback_target(&records, Some("2"), None).unwrap().id, "1");
+        assert_eq!(
+            rollback_target(&records, Some("2"), Some("v1")).unwrap().id,
+            "1"
+        );
+        assert!(rollback_target(&records, Some("2"), Some("v3")).is_none());
+        assert!(rollback_target(&records[..1], Some("1"), None).is_none());
+    }
+
+    #[test]
+    fn torn_lines_are_reported_not_fatal() {
+        let good = serde_json::to_string(&rec("1", Event::Deployed, "v1")).unwrap();
+        let text = format!("{good}\n{{\"id\":\"2\",\"ev\n\n{good}\n");
+        let (records, bad) = parse(&text);
+        assert_eq!(records.len(), 2);
+        assert_eq!(bad, vec![2]);
+    }
+}

@@ -1,0 +1,202 @@
+//! The nginx instance davit manages for a blue-green environment.
+//!
+//! davit owns a small nginx configuration per environment: a fixed main file that includes one
+//! site file, and the site file holds the upstream (which color is live) and the server block. A
+//! switch writes a candidate site file, tests it with `nginx -t` through a candidate main file
+//! that includes the candidate, and only then renames it over the live one and reloads. So the
+//! live file is only ever replaced by a configuration nginx has accepted, and a rejected candidate
+//! leaves it byte-identical (T17). The first line of the site file records which color and
+//! release it points at; that line is the single source of truth for "what is live".
+
+use crate::target::{Target, url_host};
+use davit_core::Cmd;
+use std::path::{Path, PathBuf};
+
+pub const MARKER: &str = "# davit-live";
+
+/// Paths of the managed instance.
+#[derive(Debug, Clone)]
+pub struct Files {
+    pub dir: PathBuf,
+}
+
+impl Files {
+    pub fn new(dir: PathBuf) -> Self {
+        Files { dir }
+    }
+    pub fn main(&self) -> PathBuf {
+        self.dir.join("nginx.conf")
+    }
+    pub fn candidate_main(&self) -> PathBuf {
+        self.dir.join("nginx.candidate.conf")
+    }
+    pub fn site(&self) -> PathBuf {
+        self.dir.join("site.conf")
+    }
+    pub fn candidate_site(&self) -> PathBuf {
+        self.dir.join("site.conf.candidate")
+    }
+    pub fn previous_site(&self) -> PathBuf {
+        self.dir.join("site.conf.previous")
+    }
+    pub fn pid(&self) -> PathBuf {
+        self.dir.join("nginx.pid")
+    }
+    pub fn error_log(&self) -> PathBuf {
+        self.dir.join("error.log")
+    }
+
+    fn main_text(&self, site: &Path) -> String {
+        let d = self.dir.display();
+        format!(
+            "# Managed by davit: rewritten on every deploy, edit davit.toml instead.\n\
+             worker_processes 1;\n\
+             pid {pid};\n\
+             error_log {log} warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n\
+             \x20   access_log off;\n\
+             \x20   client_body_temp_path {d}/tmp/body;\n\
+             \x20   proxy_temp_path {d}/tmp/proxy;\n\
+             \x20   fastcgi_temp_path {d}/tmp/fastcgi;\n\
+             \x20   uwsgi_temp_path {d}/tmp/uwsgi;\n\
+             \x20   scgi_temp_path {d}/tmp/scgi;\n\
+             \x20   include {site};\n\
+             }}\n",
+            pid = self.pid().display(),
+            log = self.error_log().display(),
+            site = site.display(),
+        )
+    }
+
+    /// The main file, including the live site file.
+    pub fn main_conf(&self) -> String {
+        self.main_text(&self.site())
+    }
+
+    /// The same main file, including the candidate site file: what `nginx -t` checks.
+    pub fn candidate_main_conf(&self) -> String {
+        self.main_text(&self.candidate_site())
+    }
+
+    fn base(&self, program_args: &[&str], main: &Path) -> Cmd {
+        Cmd::new("nginx")
+            .args(program_args.iter().copied())
+            .arg("-p")
+            .arg(self.dir.display().to_string())
+            .arg("-c")
+            .arg(main.display().to_string())
+            .arg("-e")
+            .arg(self.error_log().display().to_string())
+    }
+
+    /// Test the candidate configuration.
+    pub fn test_candidate(&self) -> Cmd {
+        self.base(&["-t", "-q"], &self.candidate_main())
+    }
+
+    /// Start the instance (first deploy, or after a host reboot).
+    pub fn start(&self) -> Cmd {
+        self.base(&[], &self.main())
+    }
+
+    /// Graceful reload: new workers take new connections, old ones finish in-flight requests.
+    pub fn reload(&self) -> Cmd {
+        self.base(&["-s", "reload"], &self.main())
+    }
+
+    pub fn stop(&self) -> Cmd {
+        self.base(&["-s", "quit"], &self.main())
+    }
+}
+
+/// What the live site file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSite {
+    pub color: String,
+    pub release: String,
+    pub version: String,
+}
+
+/// Render the site file that sends traffic to `port` (the color `color` running `release`).
+pub fn site_conf(t: &Target, color: &str, release: &str, version: &str, port: u16) -> String {
+    let ports = t.ports.expect("blue-green target has ports");
+    let upstream = format!("davit_{}_{}", t.app, t.environment).replace('-', "_");
+    let snippet = t
+        .proxy
+        .snippet
+        .as_deref()
+        .map(|s| format!("        {}\n", s.trim()))
+        .unwrap_or_default();
+    format!(
+        "{MARKER} color={color} release={release} version={version}\n\
+         upstream {upstream} {{\n\
+         \x20   server {backend}:{port} max_fails=0;\n\
+         \x20   keepalive 32;\n\
+         }}\n\
+         server {{\n\
+         \x20   listen {listen}:{public};\n\
+         \x20   location / {{\n\
+         \x20       proxy_pass http://{upstream};\n\
+         \x20       proxy_http_version 1.1;\n\
+         \x20       proxy_set_header Connection \"\";\n\
+         \x20       proxy_set_header Host $http_host;\n\
+         \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+         \x20       proxy_read_timeout {read}s;\n\
+         {snippet}\
+         \x20   }}\n\
+         }}\n",
+        backend = url_host(&t.bind),
+        listen = listen_addr(&t.proxy.listen),
+        public = ports.public,
+        read = t.proxy.read_timeout_secs,
+    )
+}
+
+fn listen_addr(a: &str) -> String {
+    if a.contains(':') {
+        format!("[{a}]")
+    } else {
+        a.to_string()
+    }
+}
+
+/// Read the marker line of a site file.
+pub fn parse_live(text: &str) -> Option<LiveSite> {
+    let line = text.lines().next()?.strip_prefix(MARKER)?;
+    let mut color = None;
+    let mut release = None;
+    let mut version = None;
+    for kv in line.split_whitespace() {
+        match kv.split_once('=') {
+            Some(("color", v)) => color = Some(v.to_string()),
+            Some(("release", v)) => release = Some(v.to_string()),
+            Some(("version", v)) => version = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    Some(LiveSite {
+        color: color?,
+        release: release?,
+        version: version?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_round_trips() {
+        let text = "# davit-live color=green release=r1 version=v2\nupstream x {}\n";
+        assert_eq!(
+            parse_live(text),
+            Some(LiveSite {
+                color: "green".into(),
+                release: "r1".into(),
+                version: "v2".into()
+            })
+        );
+        assert_eq!(parse_live("upstream x {}"), None);
+    }
+}

@@ -1,0 +1,273 @@
+//! Plan snapshots: the exact command lines of every strategy and config variant.
+//!
+//! These are the first line of defence against a change that alters what runs on users' hosts:
+//! a reviewer sees the diff of the planned commands, not just of the code that builds them.
+
+use super::*;
+use davit_config::Config;
+use davit_exec::Recording;
+use std::path::Path;
+
+const BASE: &str = r#"
+[app]
+name = "shop"
+secret_env = ["DATABASE_URL"]
+env = { MODE = "prod" }
+
+[image]
+name = "registry.example.com/acme/shop"
+
+[environments.staging]
+strategy = "compose"
+port = 8090
+
+[environments.production]
+strategy = "blue-green"
+ports = { public = 8080, blue = 8081, green = 8082 }
+"#;
+
+fn target(extra: &str, env: &str) -> Target {
+    let cfg = Config::parse(
+        &format!("{BASE}{extra}"),
+        Path::new("davit.toml"),
+        Path::new("/srv/shop"),
+    )
+    .unwrap();
+    Target::resolve(&cfg, env, &|name| {
+        (name == "DATABASE_URL").then(|| "postgres://u:canary-s3cret@db/shop".to_string())
+    })
+    .unwrap()
+}
+
+fn rel(version: &str) -> NewRelease {
+    NewRelease {
+        id: format!("r-{version}"),
+        version: version.into(),
+        image: format!("registry.example.com/acme/shop:{version}"),
+    }
+}
+
+fn live(color: &str, version: &str) -> Observed {
+    Observed {
+        live: Some(nginx::LiveSite {
+            color: color.into(),
+            release: format!("r-{version}"),
+            version: version.into(),
+        }),
+        nginx_running: true,
+        image_id: Some("sha256:aaa".into()),
+        ..Default::default()
+    }
+}
+
+fn render(plan: &Plan) -> String {
+    let text = plan.render();
+    assert!(
+        !text.contains("canary-s3cret"),
+        "a secret leaked into the plan:\n{text}"
+    );
+    text
+}
+
+#[test]
+fn blue_green_first_deploy_pulls_starts_nginx() {
+    let t = target("", "production");
+    let obs = Observed {
+        needs_pull: true,
+        ..Default::default()
+    };
+    insta::assert_snapshot!(render(&bluegreen::plan_deploy(&t, &rel("v1"), &obs)));
+}
+
+#[test]
+fn blue_green_second_deploy_goes_to_the_idle_color_and_reloads() {
+    let t = target("", "production");
+    insta::assert_snapshot!(render(&bluegreen::plan_deploy(
+        &t,
+        &rel("v2"),
+        &live("blue", "v1")
+    )));
+}
+
+#[test]
+fn blue_green_with_hooks_snippet_and_custom_health() {
+    let t = target(
+        r#"
+[environments.production.proxy]
+snippet = "client_max_body_size 20m;"
+listen = "0.0.0.0"
+[environments.production.health]
+path = "/healthz"
+version_field = ""
+body_contains = "ok"
+consecutive = 5
+[[environments.production.hooks.pre_deploy]]
+run = ["python", "manage.py", "migrate", "--noinput"]
+[[environments.production.hooks.post_deploy]]
+run = ["/usr/local/bin/notify", "deployed"]
+on = "host"
+"#,
+        "production",
+    );
+    let plan = bluegreen::plan_deploy(&t, &rel("v3"), &live("green", "v2"));
+    let site = plan
+        .steps
+        .iter()
+        .find_map(|s| match &s.step {
+            Step::WriteFile { path, body, .. } if path.ends_with("site.conf.candidate") => {
+                Some(body.expose().to_string())
+            }
+            _ => None,
+        })
+        .unwrap();
+    insta::assert_snapshot!("hooks_plan", render(&plan));
+    insta::assert_snapshot!("hooks_site_conf", site);
+}
+
+#[test]
+fn blue_green_rollback_switches_back_and_stops_the_bad_color() {
+    let t = target("", "production");
+    let obs = live("green", "v3");
+    insta::assert_snapshot!(render(&bluegreen::plan_switch_back(
+        &t,
+        "blue",
+        "r-v2",
+        "v2",
+        false,
+        Some("green"),
+        &obs
+    )));
+}
+
+#[test]
+fn compose_first_and_later_deploys() {
+    let t = target("", "staging");
+    let obs = Observed::default();
+    let first = compose::plan_deploy(
+        &t,
+        &rel("v1"),
+        &obs,
+        docker::ComposeFlavor::Standalone,
+        None,
+    );
+    insta::assert_snapshot!("compose_first", render(&first));
+    let later = compose::plan_deploy(
+        &t,
+        &rel("v2"),
+        &obs,
+        docker::ComposeFlavor::Plugin,
+        Some("r-v1"),
+    );
+    insta::assert_snapshot!("compose_later", render(&later));
+    insta::assert_snapshot!("compose_file", compose::compose_yaml(&t, &rel("v2")));
+}
+
+#[test]
+fn env_file_holds_the_secret_but_the_plan_does_not() {
+    let t = target("", "production");
+    let text = docker::env_file(&t, "r-v1", "v1");
+    assert!(text.contains("DATABASE_URL=postgres://u:canary-s3cret@db/shop\n"));
+    assert!(text.contains("DAVIT_VERSION=v1\n"));
+    let plan = bluegreen::plan_deploy(&t, &rel("v1"), &Observed::default());
+    let env_step = plan
+        .steps
+        .iter()
+        .find(|s| matches!(&s.step, Step::WriteFile { path, .. } if path.ends_with("app.env")))
+        .unwrap();
+    assert!(matches!(
+        &env_step.step,
+        Step::WriteFile {
+            body: FileBody::Secret(_),
+            mode: 0o600,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn dry_run_observes_and_plans_without_changing_anything() {
+    let t = target("", "production");
+    let site = nginx::site_conf(&t, "blue", "r-v1", "v1", 8081);
+    let exec = Recording::new("local")
+        .with_file(t.proxy_dir().join("site.conf"), site)
+        .with_output(
+            "docker image inspect",
+            davit_exec::Output {
+                status: 0,
+                stdout: "sha256:abc\n".into(),
+                ..Default::default()
+            },
+        );
+    let report = deploy(
+        &exec,
+        &t,
+        "v2",
+        &Options {
+            dry_run: true,
+            ..Default::default()
+        },
+        &davit_exec::runner::Quiet,
+    )
+    .await
+    .unwrap();
+    assert!(report.record.is_none());
+    assert!(
+        report.plan.title.contains("as green"),
+        "{}",
+        report.plan.title
+    );
+    // Only read-only commands ran: inspecting the image.
+    for line in exec.log() {
+        assert!(
+            line.starts_with("run docker image inspect"),
+            "dry-run did more than observe: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hostile_version_is_rejected_before_anything_runs() {
+    let t = target("", "production");
+    let exec = Recording::new("local");
+    for v in ["--privileged", "v1; id", "$(id)", "a\nb"] {
+        let e = deploy(
+            &exec,
+            &t,
+            v,
+            &Options::default(),
+            &davit_exec::runner::Quiet,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.exit, Exit::BadInput, "{v:?}");
+    }
+    assert!(exec.log().is_empty());
+}
+
+#[tokio::test]
+async fn missing_programs_are_named_together_before_running() {
+    let t = target("", "production");
+    let exec = Recording::new("local")
+        .without_program("nginx")
+        .with_output(
+            "docker image inspect",
+            davit_exec::Output {
+                status: 0,
+                stdout: "sha256:abc\n".into(),
+                ..Default::default()
+            },
+        );
+    let e = deploy(
+        &exec,
+        &t,
+        "v1",
+        &Options::default(),
+        &davit_exec::runner::Quiet,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.exit, Exit::Infra);
+    assert!(e.to_string().contains("missing on local: nginx"), "{e}");
+    assert!(e.to_string().contains("apt-get install nginx-light"), "{e}");
+    assert!(exec.log().iter().all(|l| !l.contains("docker run")));
+}

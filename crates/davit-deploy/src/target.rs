@@ -1,0 +1,161 @@
+//! A deploy target: configuration resolved for one environment and one release.
+//!
+//! Strategies take a `Target` rather than the raw config so that every default, overlay and
+//! secret lookup happens once, here, and plans stay pure functions of resolved values.
+
+use davit_config::{Config, ConfigError, Environment, HealthCheck, Hook, Strategy};
+use davit_core::{Failure, Secret, validate};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a strategy needs to plan a release in one environment.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub app: String,
+    pub environment: String,
+    pub strategy: Strategy,
+    pub host: String,
+    pub state_dir: PathBuf,
+    pub image_repo: String,
+    pub pull: davit_config::PullPolicy,
+    pub app_port: u16,
+    pub bind: String,
+    pub compose_port: Option<u16>,
+    pub ports: Option<BluGreenPorts>,
+    pub proxy: davit_config::Proxy,
+    pub health: HealthCheck,
+    pub verify: davit_config::Verify,
+    pub pre_deploy: Vec<Hook>,
+    pub post_deploy: Vec<Hook>,
+    pub env: BTreeMap<String, String>,
+    pub secret_env: BTreeMap<String, Secret<String>>,
+    pub command: Option<Vec<String>>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BluGreenPorts {
+    pub public: u16,
+    pub blue: u16,
+    pub green: u16,
+}
+
+impl Target {
+    /// Resolve an environment. `secrets` looks up `app.secret_env` names (the process
+    /// environment in production, a map in tests); a missing secret is a bad-input error.
+    pub fn resolve(
+        cfg: &Config,
+        env_name: &str,
+        secrets: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Target, Failure> {
+        let env: &Environment = cfg.environment(env_name).map_err(config_failure)?;
+        let mut merged = cfg.app.env.clone();
+        merged.extend(env.env.clone());
+        let mut secret_env = BTreeMap::new();
+        let mut missing = Vec::new();
+        for name in &cfg.app.secret_env {
+            match secrets(name) {
+                Some(v) if !v.is_empty() => {
+                    validate::single_line(name, &v).map_err(|_| {
+                        Failure::bad_input(
+                            format!("secret {name} contains a newline or NUL"),
+                            "store the secret on one line (base64-encode multi-line values)",
+                        )
+                    })?;
+                    secret_env.insert(name.clone(), Secret::new(v));
+                }
+                _ => missing.push(name.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Failure::bad_input(
+                format!(
+                    "secret environment variable(s) not set: {}",
+                    missing.join(", ")
+                ),
+                "export them before running davit, or map them from repository secrets in the workflow's env:",
+            ));
+        }
+        // Ports were validated with the config; the conversions cannot fail.
+        let port = |p: u32| u16::try_from(p).unwrap_or(0);
+        Ok(Target {
+            app: cfg.app.name.clone(),
+            environment: env_name.to_string(),
+            strategy: env.strategy,
+            host: env.host.clone(),
+            state_dir: cfg.state_dir_for(env_name, env),
+            image_repo: cfg.image.name.clone(),
+            pull: cfg.image.pull,
+            app_port: port(cfg.app.port),
+            bind: env.bind.clone(),
+            compose_port: env.port.map(port),
+            ports: env.ports.map(|p| BluGreenPorts {
+                public: port(p.public),
+                blue: port(p.blue),
+                green: port(p.green),
+            }),
+            proxy: env.proxy.clone(),
+            health: cfg.health_for(env),
+            verify: env.verify.clone(),
+            pre_deploy: env.hooks.pre_deploy.clone(),
+            post_deploy: env.hooks.post_deploy.clone(),
+            env: merged,
+            secret_env,
+            command: cfg.app.command.clone(),
+            url: env.url.clone(),
+        })
+    }
+
+    /// The image reference of a version: `<repo>:<version>`.
+    pub fn image_for(&self, version: &str) -> String {
+        format!("{}:{version}", self.image_repo)
+    }
+
+    /// Docker Compose project / container name prefix.
+    pub fn prefix(&self) -> String {
+        format!("davit-{}-{}", self.app, self.environment)
+    }
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.state_dir.join("releases.jsonl")
+    }
+
+    pub fn proxy_dir(&self) -> PathBuf {
+        self.state_dir.join("nginx")
+    }
+
+    /// Where users reach the environment (recorded in GitHub deployments).
+    pub fn public_url(&self) -> String {
+        if let Some(u) = &self.url {
+            return u.clone();
+        }
+        match (self.ports, self.compose_port) {
+            (Some(p), _) => format!("http://{}:{}", url_host(&self.proxy.listen), p.public),
+            (None, Some(p)) => format!("http://{}:{p}", url_host(&self.bind)),
+            _ => String::new(),
+        }
+    }
+
+    pub fn health_timing(&self) -> (Duration, Duration, Duration) {
+        (
+            Duration::from_millis(self.health.interval_ms),
+            Duration::from_millis(self.health.timeout_ms),
+            Duration::from_secs(self.health.deadline_secs),
+        )
+    }
+}
+
+/// `0.0.0.0` is a bind address, not somewhere to send a request; probe loopback instead.
+pub fn url_host(bind: &str) -> String {
+    match bind {
+        "0.0.0.0" => "127.0.0.1".to_string(),
+        "::" => "[::1]".to_string(),
+        h if h.contains(':') => format!("[{h}]"),
+        h => h.to_string(),
+    }
+}
+
+fn config_failure(e: ConfigError) -> Failure {
+    Failure::new(davit_core::Exit::BadInput, e.to_string())
+}
