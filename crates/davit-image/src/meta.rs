@@ -33,7 +33,9 @@ impl GitContext {
     }
     pub fn pr(&self) -> Option<&str> {
         let rest = self.git_ref.strip_prefix("refs/pull/")?;
-        rest.split('/').next().filter(|n| n.chars().all(|c| c.is_ascii_digit()))
+        rest.split('/')
+            .next()
+            .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
     }
     pub fn is_default_branch(&self) -> bool {
         matches!((self.branch(), &self.default_branch), (Some(b), Some(d)) if b == d)
@@ -163,7 +165,9 @@ fn expand(tpl: &str, inp: &MetaInput) -> String {
         .replace("{{is_default_branch}}", &g.is_default_branch().to_string())
         .replace("{{date}}", &format_date("YYYYMMDD", &inp.created));
     while let Some(start) = s.find("{{date '") {
-        let Some(end) = s[start..].find("'}}") else { break };
+        let Some(end) = s[start..].find("'}}") else {
+            break;
+        };
         let fmt = s[start + 8..start + end].to_string();
         s.replace_range(start..start + end + 3, &format_date(&fmt, &inp.created));
     }
@@ -209,7 +213,10 @@ pub fn compute(inp: &MetaInput) -> Result<Meta, SpecError> {
                 other => {
                     return Err(SpecError {
                         spec: spec.clone(),
-                        message: format!("event={} is not one of branch, tag, pr", other.unwrap_or("")),
+                        message: format!(
+                            "event={} is not one of branch, tag, pr",
+                            other.unwrap_or("")
+                        ),
                     });
                 }
             },
@@ -246,8 +253,16 @@ pub fn compute(inp: &MetaInput) -> Result<Meta, SpecError> {
                     None
                 } else {
                     let long = get("format") == Some("long");
-                    let s: String = if long { g.sha.clone() } else { g.sha.chars().take(7).collect() };
-                    let p = if m.contains_key("prefix") { String::new() } else { "sha-".to_string() };
+                    let s: String = if long {
+                        g.sha.clone()
+                    } else {
+                        g.sha.chars().take(7).collect()
+                    };
+                    let p = if m.contains_key("prefix") {
+                        String::new()
+                    } else {
+                        "sha-".to_string()
+                    };
                     Some(format!("{p}{s}"))
                 }
             }
@@ -266,7 +281,9 @@ pub fn compute(inp: &MetaInput) -> Result<Meta, SpecError> {
                 });
             }
         };
-        let Some(v) = value.filter(|v| !v.is_empty()) else { continue };
+        let Some(v) = value.filter(|v| !v.is_empty()) else {
+            continue;
+        };
         let tag = sanitize_tag(&format!("{prefix}{v}{suffix}"));
         if tag.is_empty() {
             continue;
@@ -313,7 +330,11 @@ pub fn compute(inp: &MetaInput) -> Result<Meta, SpecError> {
         labels.insert(oci("source"), u.clone());
     }
     labels.insert(oci("version"), version.clone());
-    labels.insert(oci("created"), inp.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    labels.insert(
+        oci("created"),
+        inp.created
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
     if !g.sha.is_empty() {
         labels.insert(oci("revision"), g.sha.clone());
     }
@@ -369,7 +390,9 @@ mod tests {
 
     #[test]
     fn push_to_feature_branch_sanitizes_the_name() {
-        insta::assert_yaml_snapshot!(compute(&input("push", "refs/heads/feature/Login#2")).unwrap());
+        insta::assert_yaml_snapshot!(
+            compute(&input("push", "refs/heads/feature/Login#2")).unwrap()
+        );
     }
 
     #[test]
@@ -385,13 +408,18 @@ mod tests {
     #[test]
     fn non_semver_tag_is_skipped_by_semver_rules() {
         let mut i = input("push", "refs/tags/release-7");
-        i.tag_specs = vec!["type=ref,event=tag".into(), "type=semver,pattern={{version}}".into()];
+        i.tag_specs = vec![
+            "type=ref,event=tag".into(),
+            "type=semver,pattern={{version}}".into(),
+        ];
         insta::assert_yaml_snapshot!(compute(&i).unwrap());
     }
 
     #[test]
     fn pull_request() {
-        insta::assert_yaml_snapshot!(compute(&input("pull_request", "refs/pull/42/merge")).unwrap());
+        insta::assert_yaml_snapshot!(
+            compute(&input("pull_request", "refs/pull/42/merge")).unwrap()
+        );
     }
 
     #[test]
@@ -423,7 +451,11 @@ mod tests {
 
     #[test]
     fn every_tag_is_a_valid_docker_tag() {
-        for r in ["refs/heads/-x/..y", "refs/heads/ünï", "refs/tags/v1.0.0+build.5"] {
+        for r in [
+            "refs/heads/-x/..y",
+            "refs/heads/ünï",
+            "refs/tags/v1.0.0+build.5",
+        ] {
             let m = compute(&input("push", r)).unwrap();
             for t in &m.refs {
                 davit_core::validate::image_ref("tag", t).unwrap();

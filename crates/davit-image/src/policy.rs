@@ -254,7 +254,11 @@ expires = "2024-01-31"
             today: day("2024-01-31"),
             ..p.clone()
         };
-        assert!(p2.decide(&done(vec![f("C", "c", Severity::Critical, Some("2"))])).blocking.is_empty());
+        assert!(
+            p2.decide(&done(vec![f("C", "c", Severity::Critical, Some("2"))]))
+                .blocking
+                .is_empty()
+        );
     }
 
     #[test]
@@ -272,9 +276,23 @@ expires = "2024-01-31"
 
     #[test]
     fn ignore_entries_need_reason_and_expiry() {
-        assert!(parse_ignore_file("f", "[[ignore]]\nid = \"X\"\nexpires = \"2030-01-01\"\n").is_err());
+        assert!(
+            parse_ignore_file("f", "[[ignore]]\nid = \"X\"\nexpires = \"2030-01-01\"\n").is_err()
+        );
         assert!(parse_ignore_file("f", "[[ignore]]\nid = \"X\"\nreason = \"r\"\n").is_err());
-        assert!(parse_ignore_file("f", "[[ignore]]\nid = \"X\"\nreason = \" \"\nexpires = \"2030-01-01\"\n").is_err());
-        assert!(parse_ignore_file("f", "[[ignore]]\nid = \"X\"\nreason = \"r\"\nexpires = \"soon\"\n").is_err());
+        assert!(
+            parse_ignore_file(
+                "f",
+                "[[ignore]]\nid = \"X\"\nreason = \" \"\nexpires = \"2030-01-01\"\n"
+            )
+            .is_err()
+        );
+        assert!(
+            parse_ignore_file(
+                "f",
+                "[[ignore]]\nid = \"X\"\nreason = \"r\"\nexpires = \"soon\"\n"
+            )
+            .is_err()
+        );
     }
 }

@@ -92,7 +92,8 @@ fn ecosystem(kind: &str) -> String {
 
 /// Normalize a Trivy JSON report (schema version 2).
 pub fn normalize(json: &str) -> Result<ScanOutcome, String> {
-    let r: Report = serde_json::from_str(json).map_err(|e| format!("not a Trivy JSON report: {e}"))?;
+    let r: Report =
+        serde_json::from_str(json).map_err(|e| format!("not a Trivy JSON report: {e}"))?;
     let mut findings = Vec::new();
     for res in &r.results {
         for v in res.vulnerabilities.iter().flatten() {
@@ -117,7 +118,11 @@ pub fn normalize(json: &str) -> Result<ScanOutcome, String> {
                 title: v
                     .title
                     .clone()
-                    .or_else(|| v.description.as_ref().map(|d| d.chars().take(160).collect()))
+                    .or_else(|| {
+                        v.description
+                            .as_ref()
+                            .map(|d| d.chars().take(160).collect())
+                    })
                     .unwrap_or_else(|| v.id.clone()),
                 url: v.primary_url.clone(),
                 purl: v.pkg_identifier.as_ref().and_then(|p| p.purl.clone()),
@@ -132,7 +137,9 @@ pub fn normalize(json: &str) -> Result<ScanOutcome, String> {
             name: "trivy".into(),
             database: format!(
                 "Trivy {}",
-                r.trivy.map(|t| t.version).unwrap_or_else(|| "unknown version".into())
+                r.trivy
+                    .map(|t| t.version)
+                    .unwrap_or_else(|| "unknown version".into())
             ),
         },
         findings,
@@ -143,7 +150,15 @@ pub fn normalize(json: &str) -> Result<ScanOutcome, String> {
 /// Run `trivy image --input <archive>` and normalize its report.
 pub fn scan(trivy: &Path, archive: &Path) -> ScanOutcome {
     let out = Command::new(trivy)
-        .args(["image", "--quiet", "--format", "json", "--scanners", "vuln", "--input"])
+        .args([
+            "image",
+            "--quiet",
+            "--format",
+            "json",
+            "--scanners",
+            "vuln",
+            "--input",
+        ])
         .arg(archive)
         .output();
     let hint = "check that trivy has a vulnerability database (trivy image --download-db-only, or a DB mirror) or use the OSV scanner with `osv-db`";

@@ -81,7 +81,10 @@ impl Seek for Slice {
             SeekFrom::End(d) => self.len as i64 + d,
         };
         if new < 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before start",
+            ));
         }
         self.pos = new as u64;
         self.file.seek(SeekFrom::Start(self.start + self.pos))?;
@@ -154,8 +157,8 @@ pub fn read(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<ImageFiles, Arch
         }
     };
     let image_id = format!("sha256:{:x}", Sha256::digest(&config_bytes));
-    let config: serde_json::Value = serde_json::from_slice(&config_bytes)
-        .map_err(|e| fmt_err(format!("image config: {e}")))?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&config_bytes).map_err(|e| fmt_err(format!("image config: {e}")))?;
     let diff_ids: Vec<String> = config
         .pointer("/rootfs/diff_ids")
         .and_then(|v| v.as_array())
@@ -227,7 +230,10 @@ struct Changes {
     written: Vec<(String, Option<Vec<u8>>)>,
 }
 
-fn read_layer<R: Read>(entries: tar::Entries<'_, R>, keep: &dyn Fn(&str) -> bool) -> io::Result<Changes> {
+fn read_layer<R: Read>(
+    entries: tar::Entries<'_, R>,
+    keep: &dyn Fn(&str) -> bool,
+) -> io::Result<Changes> {
     let mut ch = Changes::default();
     for e in entries {
         let mut e = e?;
@@ -291,7 +297,10 @@ fn apply(files: &mut BTreeMap<String, Vec<FileVersion>>, layer: usize, ch: Chang
     }
     for (path, data) in ch.written {
         match data {
-            Some(data) => files.entry(path).or_default().push(FileVersion { layer, data }),
+            Some(data) => files
+                .entry(path)
+                .or_default()
+                .push(FileVersion { layer, data }),
             None => {
                 files.remove(&path);
             }
@@ -338,8 +347,13 @@ pub(crate) mod tests {
         let config = serde_json::json!({"rootfs": {"type": "layers", "diff_ids": diff_ids}});
         let config = serde_json::to_vec(&config).unwrap();
         append(&mut outer, "cfg.json", &config);
-        let manifest = serde_json::json!([{"Config": "cfg.json", "RepoTags": null, "Layers": names}]);
-        append(&mut outer, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+        let manifest =
+            serde_json::json!([{"Config": "cfg.json", "RepoTags": null, "Layers": names}]);
+        append(
+            &mut outer,
+            "manifest.json",
+            &serde_json::to_vec(&manifest).unwrap(),
+        );
         let path = dir.join("image.tar");
         std::fs::write(&path, outer.into_inner().unwrap()).unwrap();
         path

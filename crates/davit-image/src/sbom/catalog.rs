@@ -69,7 +69,10 @@ pub fn inventory(files: &ImageFiles) -> Inventory {
             for (p, since) in with_history(versions, parse_apk) {
                 comps.push(ctx.apk(p, since, &layer_of, &abs));
             }
-        } else if path.ends_with("/METADATA") || path.ends_with("PKG-INFO") || path.ends_with(".egg-info") {
+        } else if path.ends_with("/METADATA")
+            || path.ends_with("PKG-INFO")
+            || path.ends_with(".egg-info")
+        {
             if let Some(p) = parse_python(&text) {
                 comps.push(lang(PkgType::Pypi, p, cur.layer, &layer_of, &abs));
             }
@@ -131,7 +134,13 @@ impl Ctx<'_> {
         }
         q
     }
-    fn deb(&self, p: Pkg, since: usize, layer_of: &dyn Fn(usize) -> Option<String>, path: &str) -> Component {
+    fn deb(
+        &self,
+        p: Pkg,
+        since: usize,
+        layer_of: &dyn Fn(usize) -> Option<String>,
+        path: &str,
+    ) -> Component {
         let ns = self.distro.map_or("debian", |d| d.id.as_str()).to_string();
         let q = self.os_qualifiers(&p.arch);
         Component {
@@ -148,7 +157,13 @@ impl Ctx<'_> {
             licenses: p.licenses,
         }
     }
-    fn apk(&self, p: Pkg, since: usize, layer_of: &dyn Fn(usize) -> Option<String>, path: &str) -> Component {
+    fn apk(
+        &self,
+        p: Pkg,
+        since: usize,
+        layer_of: &dyn Fn(usize) -> Option<String>,
+        path: &str,
+    ) -> Component {
         let ns = self.distro.map_or("alpine", |d| d.id.as_str()).to_string();
         let q = self.os_qualifiers(&p.arch);
         Component {
@@ -167,7 +182,13 @@ impl Ctx<'_> {
     }
 }
 
-fn lang(kind: PkgType, p: Pkg, layer: usize, layer_of: &dyn Fn(usize) -> Option<String>, path: &str) -> Component {
+fn lang(
+    kind: PkgType,
+    p: Pkg,
+    layer: usize,
+    layer_of: &dyn Fn(usize) -> Option<String>,
+    path: &str,
+) -> Component {
     Component {
         kind,
         purl: purl(kind, None, &p.name, &p.version, &[]),
@@ -260,7 +281,10 @@ pub fn parse_dpkg(text: &str) -> Vec<Pkg> {
             Some(s) => match s.split_once(' ') {
                 Some((n, v)) => (
                     n.to_string(),
-                    v.trim().trim_start_matches('(').trim_end_matches(')').to_string(),
+                    v.trim()
+                        .trim_start_matches('(')
+                        .trim_end_matches(')')
+                        .to_string(),
                 ),
                 None => (s.to_string(), version.clone()),
             },
@@ -293,7 +317,9 @@ pub fn parse_apk(text: &str) -> Vec<Pkg> {
             flush(&mut cur, &mut out);
             continue;
         }
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         match k {
             "P" => cur.name = v.to_string(),
             "V" => {
@@ -328,7 +354,9 @@ pub fn parse_python(text: &str) -> Option<Pkg> {
                 "Name" => p.name = v.to_string(),
                 "Version" => p.version = v.to_string(),
                 "License-Expression" => p.licenses = vec![v.to_string()],
-                "License" if p.licenses.is_empty() && !v.is_empty() && v.len() < 80 && v != "UNKNOWN" => {
+                "License"
+                    if p.licenses.is_empty() && !v.is_empty() && v.len() < 80 && v != "UNKNOWN" =>
+                {
                     p.licenses = vec![v.to_string()]
                 }
                 _ => {}
@@ -455,12 +483,31 @@ mod tests {
                 ],
                 vec![
                     ("var/lib/dpkg/status", Some(status2.as_str())),
-                    ("usr/lib/python3/dist-packages/py-1.11.0.dist-info/METADATA", Some("Metadata-Version: 2.1\nName: py\nVersion: 1.11.0\nLicense: MIT\n\nbody: x\n")),
+                    (
+                        "usr/lib/python3/dist-packages/py-1.11.0.dist-info/METADATA",
+                        Some(
+                            "Metadata-Version: 2.1\nName: py\nVersion: 1.11.0\nLicense: MIT\n\nbody: x\n",
+                        ),
+                    ),
                     ("app/package-lock.json", Some(lock)),
-                    ("app/node_modules/ansi-html/package.json", Some(r#"{"name":"ansi-html","version":"0.0.7"}"#)),
-                    ("app/node_modules/ansi-html/lib/package.json", Some(r#"{"type":"module"}"#)),
-                    ("srv/Cargo.lock", Some("version = 3\n[[package]]\nname = \"smallvec\"\nversion = \"1.6.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n")),
-                    ("lib/apk/db/installed", Some("C:Q1\nP:musl\nV:1.2.4-r2\nA:x86_64\no:musl\nL:MIT\n\n")),
+                    (
+                        "app/node_modules/ansi-html/package.json",
+                        Some(r#"{"name":"ansi-html","version":"0.0.7"}"#),
+                    ),
+                    (
+                        "app/node_modules/ansi-html/lib/package.json",
+                        Some(r#"{"type":"module"}"#),
+                    ),
+                    (
+                        "srv/Cargo.lock",
+                        Some(
+                            "version = 3\n[[package]]\nname = \"smallvec\"\nversion = \"1.6.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n",
+                        ),
+                    ),
+                    (
+                        "lib/apk/db/installed",
+                        Some("C:Q1\nP:musl\nV:1.2.4-r2\nA:x86_64\no:musl\nL:MIT\n\n"),
+                    ),
                 ],
             ],
         );
@@ -472,6 +519,9 @@ mod tests {
             .map(|c| format!("{} {} layer{}", c.purl, c.path, c.layer_index.unwrap()))
             .collect();
         insta::assert_yaml_snapshot!(got);
-        assert_eq!(inv.distro.unwrap().osv_ecosystem().as_deref(), Some("Debian:12"));
+        assert_eq!(
+            inv.distro.unwrap().osv_ecosystem().as_deref(),
+            Some("Debian:12")
+        );
     }
 }

@@ -37,7 +37,8 @@ pub fn render(inv: &Inventory, image: &str, timestamp: &str, serial: &str) -> Va
                 n += 1;
                 bom_ref = format!("{}#{n}", c.purl);
             }
-            let mut props = vec![json!({"name": "davit:package:type", "value": c.kind.purl_type()})];
+            let mut props =
+                vec![json!({"name": "davit:package:type", "value": c.kind.purl_type()})];
             if let Some(l) = &c.layer {
                 props.push(json!({"name": "davit:layer:diff_id", "value": l}));
             }

@@ -217,7 +217,10 @@ mod tests {
 
     #[test]
     fn os_release_to_osv_ecosystem() {
-        let d = Distro::parse("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n").unwrap();
+        let d = Distro::parse(
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+        )
+        .unwrap();
         assert_eq!(d.osv_ecosystem().as_deref(), Some("Debian:12"));
         let a = Distro::parse("ID=alpine\nVERSION_ID=3.20.3\n").unwrap();
         assert_eq!(a.osv_ecosystem().as_deref(), Some("Alpine:v3.20"));
