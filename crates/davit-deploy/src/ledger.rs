@@ -111,6 +111,7 @@ pub fn actor() -> String {
     std::env::var("DAVIT_ACTOR")
         .or_else(|_| std::env::var("GITHUB_ACTOR"))
         .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into())
 }
 

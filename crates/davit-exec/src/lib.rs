@@ -10,6 +10,7 @@
 pub mod local;
 pub mod recording;
 pub mod runner;
+pub mod timeline;
 
 use async_trait::async_trait;
 use davit_core::Cmd;
@@ -19,6 +20,7 @@ use std::time::Duration;
 pub use local::Local;
 pub use recording::Recording;
 pub use runner::{Event, Observer, PlanError, run_plan};
+pub use timeline::Timeline;
 
 /// What a finished process left behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

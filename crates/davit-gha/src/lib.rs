@@ -381,3 +381,34 @@ mod tests {
         );
     }
 }
+
+/// The binary edge: print an error with its hint (and annotate it on a runner), return the code.
+///
+/// Every davit binary ends through here so errors look the same everywhere: `error: ...` and a
+/// `hint: ...` line on stderr, an error annotation in the run view, and the documented exit code.
+pub fn finish(result: Result<davit_core::Exit, davit_core::Failure>) -> std::process::ExitCode {
+    match result {
+        Ok(exit) => exit.into(),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            if let Some(h) = &f.hint {
+                eprintln!("hint: {h}");
+            }
+            let gha = Gha::from_env();
+            if gha.on_runner() {
+                gha.annotate(
+                    Level::Error,
+                    &Annotation {
+                        title: Some("davit".into()),
+                        message: match &f.hint {
+                            Some(h) => format!("{}\nhint: {h}", f.message),
+                            None => f.message.clone(),
+                        },
+                        ..Default::default()
+                    },
+                );
+            }
+            f.exit.into()
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `davit-verify`: the verify action's binary. See the library docs.
+
+use clap::Parser;
+use davit_core::{Exit, Failure};
+use davit_deploy::Target;
+use davit_exec::{Local, Timeline};
+use davit_gha::Gha;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Verify the live release and roll back when it is bad"
+)]
+struct Args {
+    /// Environment from davit.toml.
+    #[arg(env = "DAVIT_ENVIRONMENT")]
+    environment: String,
+    #[arg(long, env = "DAVIT_CONFIG", default_value = "davit.toml")]
+    config: PathBuf,
+    /// The version that should be live (default: whatever is live).
+    #[arg(long, env = "DAVIT_VERSION")]
+    version: Option<String>,
+    /// Watch window in seconds (overrides davit.toml).
+    #[arg(long, env = "DAVIT_WATCH_SECS")]
+    watch_secs: Option<u64>,
+    /// Do not roll back; only report.
+    #[arg(long, env = "DAVIT_NO_ROLLBACK")]
+    no_rollback: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    davit_gha::finish(run(Args::parse()).await)
+}
+
+async fn run(args: Args) -> Result<Exit, Failure> {
+    let cfg = davit_config::Config::load(&args.config)
+        .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
+    let target = Target::resolve(&cfg, &args.environment, &|k| std::env::var(k).ok())?;
+    let mut opts = davit_verify::VerifyOptions::from_target(&target);
+    opts.version = args.version;
+    if let Some(w) = args.watch_secs {
+        opts.watch = Duration::from_secs(w);
+    }
+    if args.no_rollback {
+        opts.rollback = false;
+    }
+    let timeline = Timeline::default();
+    let verdict = davit_verify::verify(&Local::new(), &target, &opts, &timeline).await?;
+    let gha = Gha::from_env();
+    let _ = gha.summary(&verdict.markdown());
+    let _ = gha.set_output("healthy", &verdict.healthy.to_string());
+    let _ = gha.set_output(
+        "rolled-back-to",
+        verdict.rolled_back_to.as_deref().unwrap_or(""),
+    );
+    let _ = gha.set_output(
+        "verdict-json",
+        &serde_json::to_string(&verdict).unwrap_or_default(),
+    );
+    Ok(verdict.exit())
+}

@@ -1,0 +1,114 @@
+//! Command-line syntax only; meaning lives in `commands` and the libraries.
+//! Every flag also reads a `DAVIT_*` variable, which is how the actions pass their inputs.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "davit",
+    version,
+    about = "Ship a containerized web app and take it back when the release is bad"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Path to davit.toml.
+    #[arg(
+        long,
+        global = true,
+        env = "DAVIT_CONFIG",
+        default_value = "davit.toml"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Deploy a version (image tag) to an environment.
+    Deploy(DeployArgs),
+    /// Roll an environment back to the previous good release (or --to a version).
+    Rollback(RollbackArgs),
+    /// Verify the live release; roll back when it fails.
+    Verify(VerifyArgs),
+    /// Show the release ledger of an environment.
+    Releases(ReleasesArgs),
+    /// Run the whole release cycle on the bundled demo app against the local Docker engine.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    #[arg(env = "DAVIT_ENVIRONMENT")]
+    pub environment: String,
+    /// The image tag to deploy.
+    #[arg(long, env = "DAVIT_VERSION")]
+    pub version: String,
+    /// Print the plan (secrets redacted) and change nothing.
+    #[arg(long, env = "DAVIT_DRY_RUN")]
+    pub dry_run: bool,
+    /// Approval decision (JSON from davit-approve) to record with the release.
+    #[arg(long, env = "DAVIT_APPROVAL_JSON")]
+    pub approval_json: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    #[arg(env = "DAVIT_ENVIRONMENT")]
+    pub environment: String,
+    /// Roll back to this version instead of the previous good release.
+    #[arg(long, env = "DAVIT_ROLLBACK_TO")]
+    pub to: Option<String>,
+    /// Why (recorded in the ledger).
+    #[arg(long, env = "DAVIT_REASON", default_value = "manual rollback")]
+    pub reason: String,
+    #[arg(long, env = "DAVIT_DRY_RUN")]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[arg(env = "DAVIT_ENVIRONMENT")]
+    pub environment: String,
+    /// The version that should be live.
+    #[arg(long, env = "DAVIT_VERSION")]
+    pub version: Option<String>,
+    #[arg(long, env = "DAVIT_WATCH_SECS")]
+    pub watch_secs: Option<u64>,
+    #[arg(long, env = "DAVIT_NO_ROLLBACK")]
+    pub no_rollback: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReleasesArgs {
+    #[arg(env = "DAVIT_ENVIRONMENT")]
+    pub environment: String,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// The statically linked demo app binary (default: build it from this repository).
+    #[arg(long, env = "DAVIT_DEMO_APP_BIN")]
+    pub app_bin: Option<PathBuf>,
+    /// Folder for the demo's davit.toml and state.
+    #[arg(long, env = "DAVIT_DEMO_DIR", default_value = ".davit/demo")]
+    pub dir: PathBuf,
+    /// First of the demo's ports: proxy, blue, green = base, base+1, base+2; staging = base+10.
+    #[arg(long, env = "DAVIT_DEMO_PORT_BASE", default_value_t = 18080)]
+    pub port_base: u16,
+    /// Seconds the bad release stays healthy before it starts failing.
+    #[arg(long, default_value_t = 6)]
+    pub bad_after_secs: u64,
+    /// Remove the demo's containers, proxy and state, and exit.
+    #[arg(long)]
+    pub down: bool,
+}

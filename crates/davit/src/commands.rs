@@ -1,0 +1,179 @@
+//! deploy, rollback, verify, releases: load settings, call the library, print, exit code.
+
+use crate::cli::{DeployArgs, Global, ReleasesArgs, RollbackArgs, VerifyArgs};
+use davit_config::Config;
+use davit_core::{Exit, Failure};
+use davit_deploy::{Options, Report, Target, ledger};
+use davit_exec::{Local, Timeline};
+use davit_gha::Gha;
+use std::time::Duration;
+
+pub fn load(global: &Global, environment: &str) -> Result<Target, Failure> {
+    let cfg =
+        Config::load(&global.config).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
+    Target::resolve(&cfg, environment, &|k| std::env::var(k).ok())
+}
+
+fn print_report(report: &Report, dry_run: bool) {
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if dry_run {
+        print!("{}", report.plan.render());
+    }
+}
+
+fn outputs(gha: &Gha, t: &Target, report: &Report) {
+    if let Some(r) = &report.record {
+        let _ = gha.set_output("release-id", &r.id);
+        let _ = gha.set_output("version", &r.version);
+        let _ = gha.set_output("image", &r.image);
+        let _ = gha.set_output("digest", r.digest.as_deref().unwrap_or(""));
+        let _ = gha.set_output("url", &t.public_url());
+        let _ = gha.summary(&format!(
+            "## davit: {} {} → {}\n\n| release | image | digest | strategy | actor |\n|---|---|---|---|---|\n| `{}` | `{}` | `{}` | {} | {} |\n",
+            t.environment,
+            match r.event {
+                ledger::Event::Restored => "rolled back",
+                _ => "deployed",
+            },
+            r.version,
+            r.id,
+            r.image,
+            r.digest.as_deref().unwrap_or("-"),
+            r.strategy,
+            r.actor
+        ));
+    }
+}
+
+pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
+    let t = load(global, &a.environment)?;
+    let approval = match &a.approval_json {
+        Some(j) if !j.trim().is_empty() => Some(serde_json::from_str(j).map_err(|e| {
+            Failure::bad_input(
+                format!("--approval-json is not JSON: {e}"),
+                "pass the decision-json output of davit-approve unchanged",
+            )
+        })?),
+        _ => None,
+    };
+    let timeline = Timeline::default();
+    if !a.dry_run {
+        timeline.note(&format!(
+            "deploy {} to {} ({})",
+            a.version,
+            t.environment,
+            t.strategy.as_str()
+        ));
+    }
+    let report = davit_deploy::deploy(
+        &Local::new(),
+        &t,
+        &a.version,
+        &Options {
+            dry_run: a.dry_run,
+            approval,
+        },
+        &timeline,
+    )
+    .await?;
+    print_report(&report, a.dry_run);
+    if !a.dry_run {
+        timeline.note(&format!("{} is live in {}", a.version, t.environment));
+        outputs(&Gha::from_env(), &t, &report);
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn rollback(global: &Global, a: RollbackArgs) -> Result<Exit, Failure> {
+    let t = load(global, &a.environment)?;
+    let timeline = Timeline::default();
+    let report = davit_deploy::rollback(
+        &Local::new(),
+        &t,
+        a.to.as_deref(),
+        &a.reason,
+        &Options {
+            dry_run: a.dry_run,
+            approval: None,
+        },
+        &timeline,
+    )
+    .await?;
+    print_report(&report, a.dry_run);
+    if let Some(r) = &report.record {
+        timeline.note(&format!("rolled back {} to {}", t.environment, r.version));
+        outputs(&Gha::from_env(), &t, &report);
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn verify(global: &Global, a: VerifyArgs) -> Result<Exit, Failure> {
+    let t = load(global, &a.environment)?;
+    let mut opts = davit_verify::VerifyOptions::from_target(&t);
+    opts.version = a.version;
+    if let Some(w) = a.watch_secs {
+        opts.watch = Duration::from_secs(w);
+    }
+    opts.rollback &= !a.no_rollback;
+    let timeline = Timeline::default();
+    let verdict = davit_verify::verify(&Local::new(), &t, &opts, &timeline).await?;
+    let gha = Gha::from_env();
+    let _ = gha.summary(&verdict.markdown());
+    let _ = gha.set_output("healthy", &verdict.healthy.to_string());
+    Ok(verdict.exit())
+}
+
+pub async fn releases(global: &Global, a: ReleasesArgs) -> Result<Exit, Failure> {
+    let t = load(global, &a.environment)?;
+    let obs = davit_deploy::observe(&Local::new(), &t, None).await?;
+    if a.json {
+        for r in &obs.ledger {
+            println!("{}", serde_json::to_string(r).expect("records serialize"));
+        }
+        return Ok(Exit::Ok);
+    }
+    print!(
+        "{}",
+        ledger_table(&obs.ledger, obs.live_release().as_deref())
+    );
+    Ok(Exit::Ok)
+}
+
+/// The ledger as an aligned table, the live release marked with `*`.
+pub fn ledger_table(records: &[ledger::Record], live: Option<&str>) -> String {
+    let mut out = format!(
+        "  {:<20}  {:<12}  {:<10}  {:<6}  {:<10}  {}\n",
+        "time", "event", "version", "color", "actor", "reason"
+    );
+    // Mark only the line that made the live release live (its last deployed/restored line).
+    let live_line = records.iter().rposition(|r| {
+        Some(r.id.as_str()) == live
+            && matches!(r.event, ledger::Event::Deployed | ledger::Event::Restored)
+    });
+    for (i, r) in records.iter().enumerate() {
+        let mark = if Some(i) == live_line { "*" } else { " " };
+        let event = serde_json::to_value(r.event)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let reason: String = r
+            .reason
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .take(70)
+            .collect();
+        out.push_str(&format!(
+            "{mark} {:<20}  {:<12}  {:<10}  {:<6}  {:<10}  {}\n",
+            r.at,
+            event,
+            r.version,
+            r.color.as_deref().unwrap_or("-"),
+            r.actor,
+            reason
+        ));
+    }
+    out
+}
