@@ -72,7 +72,7 @@ struct PkgIdentifier {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Layer {
-    #[serde(default)]
+    #[serde(default, rename = "DiffID")]
     diff_id: Option<String>,
 }
 

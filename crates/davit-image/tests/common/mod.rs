@@ -1,0 +1,233 @@
+//! Shared helpers for the integration tests: fixture paths, the "needs infrastructure" rule,
+//! a scrubbed binary command, the cached Debian test image and a throwaway local registry.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+}
+
+/// A test that needs Docker, the registry or debootstrap: with CI=true a missing component
+/// fails the test; elsewhere the test is skipped with the reason printed.
+pub fn require(component: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{component} is required in CI (CI=true) but is not available");
+    }
+    eprintln!("SKIP: {component} is not available (set CI=true to make this a failure)");
+    false
+}
+
+pub fn docker_available() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub fn has_program(p: &str) -> bool {
+    which::which(p).is_ok()
+}
+
+/// The binary with the runner environment scrubbed, so tests behave the same on a laptop and
+/// inside GitHub Actions.
+pub fn davit_image() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_davit-image"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GITHUB_") || k.starts_with("RUNNER_") || k.starts_with("INPUT_") || k.starts_with("DAVIT_") || k == "CI" {
+            c.env_remove(k);
+        }
+    }
+    c.env("GITHUB_SHA", "860c1904a1ce19322e91ac35af1ab07466440c37")
+        .env("GITHUB_REF", "refs/heads/main")
+        .env("DAVIT_DEFAULT_BRANCH", "main");
+    c
+}
+
+pub fn sh(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(o.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub const DEBIAN_IMAGE: &str = "davit-test/debian-minbase:bookworm";
+
+/// The Debian mirror apt uses here (deb822 `URIs:` or one-line `deb` sources).
+fn debian_mirror() -> String {
+    let mut texts = Vec::new();
+    for p in ["/etc/apt/sources.list"] {
+        texts.push(std::fs::read_to_string(p).unwrap_or_default());
+    }
+    if let Ok(rd) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        for e in rd.flatten() {
+            texts.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    for t in &texts {
+        for line in t.lines() {
+            let l = line.trim();
+            let url = l
+                .strip_prefix("URIs:")
+                .map(str::trim)
+                .or_else(|| l.strip_prefix("deb ").and_then(|r| r.split_whitespace().find(|w| w.starts_with("http"))));
+            if let Some(u) = url.and_then(|u| u.split_whitespace().next())
+                && u.contains("debian")
+                && !u.contains("security")
+            {
+                return u.to_string();
+            }
+        }
+    }
+    "http://deb.debian.org/debian".to_string()
+}
+
+/// Ensure the debootstrap minbase image exists (built once, a few minutes, then reused).
+/// Returns false (skipped) when it cannot be built outside CI.
+pub fn debian_image() -> bool {
+    if !require("docker", docker_available()) {
+        return false;
+    }
+    let present = Command::new("docker")
+        .args(["image", "inspect", DEBIAN_IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if present {
+        return true;
+    }
+    if !require("debootstrap", has_program("debootstrap")) {
+        return false;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rootfs");
+    let mirror = debian_mirror();
+    eprintln!("building {DEBIAN_IMAGE} with debootstrap from {mirror} (a few minutes, once)");
+    sh(Command::new("debootstrap")
+        .args(["--variant=minbase", "bookworm"])
+        .arg(&root)
+        .arg(&mirror));
+    // Downloaded .debs and apt lists are not part of a minimal image.
+    for d in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+        if let Ok(rd) = std::fs::read_dir(root.join(d)) {
+            for e in rd.flatten() {
+                if e.path().is_file() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+    let tar = dir.path().join("rootfs.tar");
+    sh(Command::new("tar").arg("-C").arg(&root).args(["--numeric-owner", "-cf"]).arg(&tar).arg("."));
+    sh(Command::new("docker")
+        .args(["import", "--change", "CMD [\"/bin/bash\"]"])
+        .arg(&tar)
+        .arg(DEBIAN_IMAGE));
+    true
+}
+
+/// A `docker-registry` (distribution) on 127.0.0.1:<free port> with temporary storage,
+/// killed and removed on drop.
+pub struct Registry {
+    pub addr: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Option<Registry> {
+        let bin = ["docker-registry", "registry"].into_iter().find(|b| has_program(b));
+        if !require("docker-registry", bin.is_some()) {
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin.unwrap())
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if http_get(&addr, "/v2/").is_some_and(|(s, _)| s == 200) {
+                return Some(Registry { addr, child, _dir: dir });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("docker-registry did not answer on {addr}");
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Minimal HTTP/1.0 GET: (status, body).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// A FROM-scratch build context with a static binary and a few language lockfiles.
+pub fn scratch_context(dir: &Path, lodash: &str) -> bool {
+    if !require("gcc (static)", has_program("gcc")) {
+        return false;
+    }
+    std::fs::write(dir.join("hello.c"), "#include <stdio.h>\nint main(void){puts(\"hello from davit\");return 0;}\n").unwrap();
+    let ok = Command::new("gcc")
+        .args(["-static", "-Os", "-o"])
+        .arg(dir.join("hello"))
+        .arg(dir.join("hello.c"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !require("gcc -static (libc6-dev)", ok) {
+        return false;
+    }
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::write(
+        dir.join("app/package-lock.json"),
+        format!(r#"{{"name":"web","lockfileVersion":3,"packages":{{"":{{"name":"web"}},"node_modules/lodash":{{"version":"{lodash}"}}}}}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("app/Cargo.lock"),
+        "version = 3\n\n[[package]]\nname = \"smallvec\"\nversion = \"1.13.2\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch AS base\nCOPY hello /hello\nFROM base AS runtime\nARG GREETING=hi\nCOPY app /app\nENTRYPOINT [\"/hello\"]\n",
+    )
+    .unwrap();
+    true
+}
