@@ -23,6 +23,8 @@ pub mod preset;
 pub mod report;
 pub mod runner;
 pub mod services;
+#[doc(hidden)]
+pub mod synthetic;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -303,7 +305,10 @@ pub fn publish(settings: &Settings, gha: &Gha, report: &GateReport) {
             Level::Error,
             &Annotation {
                 title: Some(format!("check {}", c.name)),
-                message: format!("{} {}; its log is in the group `{}`", c.name, c.status.label(), c.name),
+                message: match c.status {
+                    runner::Status::NotRun { .. } => format!("{} {}", c.name, c.status.label()),
+                    _ => format!("{} {}; its output is in the log group `{}`", c.name, c.status.label(), c.name),
+                },
                 ..Annotation::default()
             },
         );
