@@ -1,1 +1,263 @@
-//! End-to-end suites against real Docker, nginx and friends.
+//! Support for the end-to-end suites: real components or a loud failure.
+//!
+//! These tests run davit against the real Docker engine and a real nginx. When a component is
+//! missing they skip with a reason on a laptop, but with `CI=true` they fail: a CI run that
+//! silently skipped the real-infrastructure tests would prove nothing.
+
+use davit_config::Config;
+use davit_deploy::Target;
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// Whether a component is usable; panics under CI=true when it is not.
+pub fn require(component: &str) -> bool {
+    let ok = match component {
+        "docker" => Command::new("docker")
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "nginx" => which::which("nginx").is_ok(),
+        other => which::which(other).is_ok(),
+    };
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "{component} is required by this test and missing; CI=true does not allow skipping (run scripts/install-deps.sh)"
+            );
+        }
+        eprintln!("SKIP: {component} is not available here (set CI=true to make this a failure)");
+    }
+    ok
+}
+
+pub fn require_all(components: &[&str]) -> bool {
+    components.iter().all(|c| require(c))
+}
+
+/// A free TCP port on loopback (bound and released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    static TAKEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let taken = TAKEN.get_or_init(Default::default);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if taken.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The static demo app binary, built once per test process.
+pub fn demo_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(davit::demo::build_static_app(&repo_root()))
+            .unwrap_or_else(|e| panic!("building the demo app: {e}"))
+    })
+    .clone()
+}
+
+/// Build `<repo>:<version>` of the demo app with faults baked in (once per process and tag).
+pub fn demo_image(repo: &str, version: &str, faults: &[(&str, &str)]) {
+    static BUILT: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let tag = format!("{repo}:{version}");
+    let built = BUILT.get_or_init(Default::default);
+    if built.lock().unwrap().contains(&tag) {
+        return;
+    }
+    let bin = demo_binary();
+    let env: Vec<(&str, String)> = faults.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(davit::demo::build_image(
+        &davit_exec::Local::new(),
+        &bin,
+        &tag,
+        version,
+        &env,
+    ))
+    .unwrap_or_else(|e| panic!("building {tag}: {e}"));
+    built.lock().unwrap().insert(tag);
+}
+
+/// One isolated environment: its own app name, ports, state folder and containers.
+pub struct Sandbox {
+    pub app: String,
+    pub dir: tempfile::TempDir,
+    pub public: u16,
+    pub blue: u16,
+    pub green: u16,
+    pub staging: u16,
+}
+
+impl Sandbox {
+    pub fn new(app: &str) -> Sandbox {
+        let s = Sandbox {
+            app: app.to_string(),
+            dir: tempfile::tempdir().unwrap(),
+            public: free_port(),
+            blue: free_port(),
+            green: free_port(),
+            staging: free_port(),
+        };
+        s.cleanup();
+        s
+    }
+
+    /// A davit.toml for this sandbox with `extra` TOML appended (tables for production).
+    pub fn config_text(&self, image_repo: &str, extra: &str) -> String {
+        format!(
+            r#"
+state_dir = "{state}"
+[app]
+name = "{app}"
+port = 8000
+[image]
+name = "{image_repo}"
+pull = "never"
+[health]
+interval_ms = 100
+consecutive = 2
+deadline_secs = 20
+[environments.staging]
+strategy = "compose"
+port = {staging}
+[environments.production]
+strategy = "blue-green"
+ports = {{ public = {public}, blue = {blue}, green = {green} }}
+{extra}
+"#,
+            state = self.dir.path().join("state").display(),
+            app = self.app,
+            staging = self.staging,
+            public = self.public,
+            blue = self.blue,
+            green = self.green,
+        )
+    }
+
+    pub fn target(&self, image_repo: &str, env: &str, extra: &str) -> Target {
+        let path = self.dir.path().join("davit.toml");
+        std::fs::write(&path, self.config_text(image_repo, extra)).unwrap();
+        let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        Target::resolve(&cfg, env, &|_| None).unwrap()
+    }
+
+    pub fn container(&self, env: &str, color: &str) -> String {
+        format!("davit-{}-{env}-{color}", self.app)
+    }
+
+    /// Remove this sandbox's containers and stop its nginx.
+    pub fn cleanup(&self) {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=davit.app={}", self.app),
+            ])
+            .output();
+        if let Ok(o) = out {
+            let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .arg("rm")
+                    .arg("-f")
+                    .args(ids)
+                    .output();
+            }
+        }
+        let pid = self
+            .dir
+            .path()
+            .join(format!("state/{}-production/nginx/nginx.pid", self.app));
+        if let Ok(p) = std::fs::read_to_string(pid) {
+            let _ = Command::new("kill").args(["-QUIT", p.trim()]).output();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+/// GET a URL once: (status, x-app-version header, body).
+pub async fn get(url: &str) -> Option<(u16, String, String)> {
+    use davit_exec::Executor;
+    davit_exec::Local::new()
+        .http_get(url, std::time::Duration::from_secs(3))
+        .await
+        .ok()
+        .map(|r| {
+            (
+                r.status,
+                r.header("x-app-version").unwrap_or("").to_string(),
+                r.body,
+            )
+        })
+}
+
+/// The version answering through a URL, or "down".
+pub async fn version_at(url: &str) -> String {
+    match get(url).await {
+        Some((200, v, _)) => v,
+        Some((status, v, _)) => format!("{status} from {v}"),
+        None => "down".into(),
+    }
+}
+
+/// Run an async test body on a fresh runtime (support helpers build images synchronously).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Runtime::new().unwrap().block_on(f)
+}
+
+/// Whether a container exists, and whether it runs.
+pub fn container_state(name: &str) -> Option<bool> {
+    let o = Command::new("docker")
+        .args([
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.Running}}",
+            name,
+        ])
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim() == "true")
+}
+
+/// The events of the ledger, in order, as `event:version` strings.
+pub fn ledger_events(t: &Target) -> Vec<String> {
+    let text = std::fs::read_to_string(t.ledger_path()).unwrap_or_default();
+    davit_deploy::ledger::parse(&text)
+        .0
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                serde_json::to_value(r.event).unwrap().as_str().unwrap(),
+                r.version
+            )
+        })
+        .collect()
+}

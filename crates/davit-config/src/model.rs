@@ -208,6 +208,9 @@ pub struct Ports {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Proxy {
+    /// The nginx program (a path when it is not on PATH, e.g. /usr/sbin/nginx or openresty).
+    #[serde(default = "default_nginx")]
+    pub nginx: String,
     /// Address nginx listens on.
     #[serde(default = "default_bind")]
     pub listen: String,
@@ -223,11 +226,16 @@ pub struct Proxy {
 impl Default for Proxy {
     fn default() -> Self {
         Proxy {
+            nginx: default_nginx(),
             listen: default_bind(),
             snippet: None,
             read_timeout_secs: default_read_timeout(),
         }
     }
+}
+
+fn default_nginx() -> String {
+    "nginx".into()
 }
 
 fn default_read_timeout() -> u64 {

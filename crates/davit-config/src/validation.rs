@@ -97,6 +97,16 @@ fn environment(p: &mut Vec<String>, name: &str, env: &Environment) {
             ));
         }
     }
+    if env.proxy.nginx.is_empty()
+        || env.proxy.nginx.starts_with('-')
+        || env.proxy.nginx.contains(char::is_whitespace)
+    {
+        p.push(format!(
+            "{} = \"{}\" is not a program: use \"nginx\" or an absolute path like /usr/sbin/nginx",
+            f("proxy.nginx"),
+            env.proxy.nginx
+        ));
+    }
     env_table(p, &f("env"), &env.env);
     if let Some(h) = &env.health {
         health(p, &f("health"), h);

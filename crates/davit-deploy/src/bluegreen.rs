@@ -77,7 +77,7 @@ pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
         "blue-green deploy of {} ({}) to {} as {color}",
         rel.version, rel.image, t.environment
     ));
-    let files = Files::new(t.proxy_dir());
+    let files = Files::of(t);
     prepare(&mut plan, &files, rel, obs);
     crate::push_env_and_pre_hooks(&mut plan, t, rel, obs);
     start_color(&mut plan, t, color, rel);
@@ -246,7 +246,7 @@ pub fn plan_switch_back(
         "blue-green rollback of {} to {version} in {color}",
         t.environment
     ));
-    let files = Files::new(t.proxy_dir());
+    let files = Files::of(t);
     let name = container_name(t, color);
     if start_stopped {
         plan.push_with_undo(

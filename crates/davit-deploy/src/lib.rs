@@ -81,7 +81,7 @@ pub async fn observe(
     }
     match t.strategy {
         Strategy::BlueGreen => {
-            let files = nginx::Files::new(t.proxy_dir());
+            let files = nginx::Files::of(t);
             if let Some(text) = exec
                 .read_file(&files.site())
                 .await

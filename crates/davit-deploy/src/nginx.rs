@@ -18,11 +18,21 @@ pub const MARKER: &str = "# davit-live";
 #[derive(Debug, Clone)]
 pub struct Files {
     pub dir: PathBuf,
+    /// The nginx program to run.
+    pub nginx: String,
 }
 
 impl Files {
-    pub fn new(dir: PathBuf) -> Self {
-        Files { dir }
+    pub fn new(dir: PathBuf, nginx: &str) -> Self {
+        Files {
+            dir,
+            nginx: nginx.to_string(),
+        }
+    }
+
+    /// The managed instance of a blue-green target.
+    pub fn of(t: &Target) -> Self {
+        Files::new(t.proxy_dir(), &t.proxy.nginx)
     }
     pub fn main(&self) -> PathBuf {
         self.dir.join("nginx.conf")
@@ -80,7 +90,7 @@ impl Files {
     }
 
     fn base(&self, program_args: &[&str], main: &Path) -> Cmd {
-        Cmd::new("nginx")
+        Cmd::new(self.nginx.clone())
             .args(program_args.iter().copied())
             .arg("-p")
             .arg(self.dir.display().to_string())
