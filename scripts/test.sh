@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Every test, with the real components they need (Docker, nginx, PostgreSQL, ...) installed first.
+# Formatting and lints are part of the test: CI fails on either.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh test
+export PATH="$PATH:/usr/sbin:/sbin"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo test --workspace --no-fail-fast "$@"
