@@ -140,12 +140,14 @@ pub fn normalize_name(ecosystem_base: &str, name: &str) -> String {
     }
 }
 
+/// (ecosystem base, normalized name) -> (vuln index, affected index, full ecosystem).
+type Index = HashMap<(String, String), Vec<(usize, usize, String)>>;
+
 /// An indexed OSV database held in memory.
 pub struct OsvDb {
     pub source: PathBuf,
     vulns: Vec<Vuln>,
-    /// (ecosystem base, normalized name) -> (vuln index, affected index, full ecosystem).
-    index: HashMap<(String, String), Vec<(usize, usize, String)>>,
+    index: Index,
 }
 
 impl OsvDb {
@@ -198,7 +200,7 @@ impl OsvDb {
     }
 
     pub fn from_records(source: PathBuf, vulns: Vec<Vuln>) -> OsvDb {
-        let mut index: HashMap<(String, String), Vec<(usize, usize, String)>> = HashMap::new();
+        let mut index: Index = HashMap::new();
         for (vi, v) in vulns.iter().enumerate() {
             if v.withdrawn.is_some() {
                 continue;

@@ -27,7 +27,7 @@ pub struct IgnoreRule {
 
 impl IgnoreRule {
     fn matches(&self, f: &Finding) -> bool {
-        (self.id == f.id || f.aliases.iter().any(|a| *a == self.id))
+        (self.id == f.id || f.aliases.contains(&self.id))
             && self.package.as_ref().is_none_or(|p| *p == f.package)
     }
 }

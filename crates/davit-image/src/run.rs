@@ -40,7 +40,7 @@ pub enum Cmd {
     /// Build (or take) an image, write its SBOM, scan it, apply the policy, push if it passed.
     Run(Box<RunArgs>),
     /// Only compute tags and labels (JSON on stdout).
-    Meta(MetaArgs),
+    Meta(Box<MetaArgs>),
 }
 
 /// Which scanner to use.

@@ -42,7 +42,12 @@ pub fn has_program(p: &str) -> bool {
 pub fn davit_image() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_davit-image"));
     for (k, _) in std::env::vars() {
-        if k.starts_with("GITHUB_") || k.starts_with("RUNNER_") || k.starts_with("INPUT_") || k.starts_with("DAVIT_") || k == "CI" {
+        if k.starts_with("GITHUB_")
+            || k.starts_with("RUNNER_")
+            || k.starts_with("INPUT_")
+            || k.starts_with("DAVIT_")
+            || k == "CI"
+        {
             c.env_remove(k);
         }
     }
@@ -54,7 +59,11 @@ pub fn davit_image() -> Command {
 
 pub fn sh(cmd: &mut Command) -> String {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(o.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -62,10 +71,7 @@ pub const DEBIAN_IMAGE: &str = "davit-test/debian-minbase:bookworm";
 
 /// The Debian mirror apt uses here (deb822 `URIs:` or one-line `deb` sources).
 fn debian_mirror() -> String {
-    let mut texts = Vec::new();
-    for p in ["/etc/apt/sources.list"] {
-        texts.push(std::fs::read_to_string(p).unwrap_or_default());
-    }
+    let mut texts = vec![std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()];
     if let Ok(rd) = std::fs::read_dir("/etc/apt/sources.list.d") {
         for e in rd.flatten() {
             texts.push(std::fs::read_to_string(e.path()).unwrap_or_default());
@@ -74,10 +80,10 @@ fn debian_mirror() -> String {
     for t in &texts {
         for line in t.lines() {
             let l = line.trim();
-            let url = l
-                .strip_prefix("URIs:")
-                .map(str::trim)
-                .or_else(|| l.strip_prefix("deb ").and_then(|r| r.split_whitespace().find(|w| w.starts_with("http"))));
+            let url = l.strip_prefix("URIs:").map(str::trim).or_else(|| {
+                l.strip_prefix("deb ")
+                    .and_then(|r| r.split_whitespace().find(|w| w.starts_with("http")))
+            });
             if let Some(u) = url.and_then(|u| u.split_whitespace().next())
                 && u.contains("debian")
                 && !u.contains("security")
@@ -126,7 +132,12 @@ pub fn debian_image() -> bool {
         }
     }
     let tar = dir.path().join("rootfs.tar");
-    sh(Command::new("tar").arg("-C").arg(&root).args(["--numeric-owner", "-cf"]).arg(&tar).arg("."));
+    sh(Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg("."));
     sh(Command::new("docker")
         .args(["import", "--change", "CMD [\"/bin/bash\"]"])
         .arg(&tar)
@@ -144,11 +155,17 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Option<Registry> {
-        let bin = ["docker-registry", "registry"].into_iter().find(|b| has_program(b));
+        let bin = ["docker-registry", "registry"]
+            .into_iter()
+            .find(|b| has_program(b));
         if !require("docker-registry", bin.is_some()) {
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config.yml");
@@ -160,7 +177,7 @@ impl Registry {
             ),
         )
         .unwrap();
-        let child = Command::new(bin.unwrap())
+        let mut child = Command::new(bin.unwrap())
             .arg("serve")
             .arg(&cfg)
             .stdout(Stdio::null())
@@ -170,10 +187,16 @@ impl Registry {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if http_get(&addr, "/v2/").is_some_and(|(s, _)| s == 200) {
-                return Some(Registry { addr, child, _dir: dir });
+                return Some(Registry {
+                    addr,
+                    child,
+                    _dir: dir,
+                });
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("docker-registry did not answer on {addr}");
     }
 }
@@ -194,7 +217,10 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -203,7 +229,11 @@ pub fn scratch_context(dir: &Path, lodash: &str) -> bool {
     if !require("gcc (static)", has_program("gcc")) {
         return false;
     }
-    std::fs::write(dir.join("hello.c"), "#include <stdio.h>\nint main(void){puts(\"hello from davit\");return 0;}\n").unwrap();
+    std::fs::write(
+        dir.join("hello.c"),
+        "#include <stdio.h>\nint main(void){puts(\"hello from davit\");return 0;}\n",
+    )
+    .unwrap();
     let ok = Command::new("gcc")
         .args(["-static", "-Os", "-o"])
         .arg(dir.join("hello"))
