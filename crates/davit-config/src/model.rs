@@ -144,6 +144,10 @@ pub enum Strategy {
     Compose,
     /// Two containers (blue, green) behind nginx; switch after a health gate; old one kept.
     BlueGreen,
+    /// A Docker Swarm service updated start-first, rolled back by Swarm on failure.
+    Swarm,
+    /// A Kubernetes Deployment: set the image, wait for the rollout, undo on failure.
+    Kubernetes,
 }
 
 impl Strategy {
@@ -151,6 +155,8 @@ impl Strategy {
         match self {
             Strategy::Compose => "compose",
             Strategy::BlueGreen => "blue-green",
+            Strategy::Swarm => "swarm",
+            Strategy::Kubernetes => "kubernetes",
         }
     }
 }
@@ -187,6 +193,58 @@ pub struct Environment {
     /// Public URL recorded in GitHub deployments; default the proxy or published address.
     #[serde(default)]
     pub url: Option<String>,
+    /// Swarm strategy settings.
+    #[serde(default)]
+    pub swarm: Option<Swarm>,
+    /// Kubernetes strategy settings.
+    #[serde(default)]
+    pub kubernetes: Option<Kubernetes>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Swarm {
+    /// Tasks to run.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// Tasks updated at once.
+    #[serde(default = "default_parallelism")]
+    pub parallelism: u32,
+    /// How long Swarm watches each updated task before counting the update good.
+    #[serde(default = "default_monitor_secs")]
+    pub monitor_secs: u64,
+    /// Host port published through the routing mesh (health checks go through it).
+    pub published_port: u32,
+    /// Upper bound for the whole update before davit gives up waiting.
+    #[serde(default = "default_update_timeout")]
+    pub update_timeout_secs: u64,
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+fn default_parallelism() -> u32 {
+    1
+}
+fn default_monitor_secs() -> u64 {
+    10
+}
+fn default_update_timeout() -> u64 {
+    300
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Kubernetes {
+    pub namespace: String,
+    pub deployment: String,
+    /// Container in the pod template whose image is set.
+    pub container: String,
+    /// kubectl context (default: the current one).
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default = "default_update_timeout")]
+    pub rollout_timeout_secs: u64,
 }
 
 fn default_host() -> String {

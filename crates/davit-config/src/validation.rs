@@ -144,6 +144,48 @@ fn environment(p: &mut Vec<String>, name: &str, env: &Environment) {
                 }
             }
         },
+        Strategy::Swarm => match &env.swarm {
+            None => p.push(format!(
+                "{} is missing: the swarm strategy needs at least published_port, e.g. [environments.{name}.swarm] published_port = 8080",
+                f("swarm")
+            )),
+            Some(s) => {
+                if let Err(e) = validate::port(&f("swarm.published_port"), s.published_port) {
+                    p.push(e.to_string());
+                }
+                if s.replicas == 0 || s.parallelism == 0 {
+                    p.push(format!(
+                        "{} and parallelism must be at least 1",
+                        f("swarm.replicas")
+                    ));
+                }
+            }
+        },
+        Strategy::Kubernetes => match &env.kubernetes {
+            None => p.push(format!(
+                "{} is missing: the kubernetes strategy needs namespace, deployment and container",
+                f("kubernetes")
+            )),
+            Some(k) => {
+                for (field, v) in [
+                    ("namespace", &k.namespace),
+                    ("deployment", &k.deployment),
+                    ("container", &k.container),
+                ] {
+                    if let Err(e) = validate::name(&f(&format!("kubernetes.{field}")), v) {
+                        p.push(e.to_string());
+                    }
+                }
+                if let Some(c) = &k.context
+                    && (c.is_empty() || c.starts_with('-') || c.contains(char::is_whitespace))
+                {
+                    p.push(format!(
+                        "{} = \"{c}\" is not a kubectl context name",
+                        f("kubernetes.context")
+                    ));
+                }
+            }
+        },
         Strategy::BlueGreen => match env.ports {
             None => p.push(format!(
                 "{} is missing: blue-green needs ports = {{ public = 8080, blue = 8081, green = 8082 }}",

@@ -9,8 +9,10 @@
 pub mod bluegreen;
 pub mod compose;
 pub mod docker;
+pub mod kubernetes;
 pub mod ledger;
 pub mod nginx;
+pub mod swarm;
 pub mod target;
 
 use davit_config::{HookPlace, PullPolicy, Strategy};
@@ -94,6 +96,7 @@ pub async fn observe(
         Strategy::Compose => {
             obs.compose = docker::compose_flavor(exec).await;
         }
+        Strategy::Swarm | Strategy::Kubernetes => {}
     }
     if let Some(image) = image {
         obs.image_id = docker::image_id(exec, image).await;
@@ -241,6 +244,8 @@ pub async fn deploy(
             let previous = ledger::live(&obs.ledger).map(|r| r.id.clone());
             compose::plan_deploy(t, &rel, &obs, flavor, previous.as_deref())
         }
+        Strategy::Swarm => swarm::plan_deploy(t, &rel, &obs),
+        Strategy::Kubernetes => kubernetes::plan_deploy(t, &rel, &obs),
     };
     if opts.dry_run {
         return Ok(Report {
@@ -258,7 +263,7 @@ pub async fn deploy(
                 .unwrap_or("blue")
                 .to_string(),
         ),
-        Strategy::Compose => None,
+        Strategy::Compose | Strategy::Swarm | Strategy::Kubernetes => None,
     };
     let mut record = Record {
         id: rel.id.clone(),
@@ -419,6 +424,8 @@ pub async fn rollback(
             let flavor = compose_flavor(&obs, opts.dry_run, &mut warnings)?;
             (compose::plan_rollback(t, &rel, flavor), String::new())
         }
+        Strategy::Swarm => (swarm::plan_rollback(t, &rel, &obs), String::new()),
+        Strategy::Kubernetes => (kubernetes::plan_rollback(t, &rel, &obs), String::new()),
     };
     if opts.dry_run {
         return Ok(Report {

@@ -32,6 +32,8 @@ pub struct Target {
     pub secret_env: BTreeMap<String, Secret<String>>,
     pub command: Option<Vec<String>>,
     pub url: Option<String>,
+    pub swarm: Option<davit_config::Swarm>,
+    pub kubernetes: Option<davit_config::Kubernetes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +106,8 @@ impl Target {
             secret_env,
             command: cfg.app.command.clone(),
             url: env.url.clone(),
+            swarm: env.swarm.clone(),
+            kubernetes: env.kubernetes.clone(),
         })
     }
 

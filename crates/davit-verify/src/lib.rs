@@ -128,6 +128,14 @@ fn probes(t: &Target, live_color: Option<&str>, version: &str) -> Vec<(String, P
             v
         }
         Strategy::Compose => vec![("published port".into(), compose::probe(t, version))],
+        Strategy::Swarm => vec![(
+            "published port".into(),
+            davit_deploy::swarm::probe(t, version),
+        )],
+        // The cluster's own readiness gates pods; verify probes the public URL when one is set.
+        Strategy::Kubernetes => davit_deploy::kubernetes::probe(t, version)
+            .map(|p| vec![("public url".to_string(), p)])
+            .unwrap_or_default(),
     }
 }
 
