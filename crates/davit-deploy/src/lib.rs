@@ -11,13 +11,15 @@ pub mod compose;
 pub mod docker;
 pub mod kubernetes;
 pub mod ledger;
+pub mod lock;
 pub mod nginx;
 pub mod swarm;
 pub mod target;
 
 use davit_config::{HookPlace, PullPolicy, Strategy};
 use davit_core::{Exit, Failure, FileBody, Plan, Step, validate};
-use davit_exec::{Executor, Observer, run_plan};
+use davit_exec::runner::{Cancel, run_plan_cancellable};
+use davit_exec::{Executor, Observer};
 use ledger::{Event, Record};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -193,6 +195,12 @@ pub struct Options {
     pub dry_run: bool,
     /// The approval decision to record with the release.
     pub approval: Option<serde_json::Value>,
+    /// Set by a signal handler; the plan stops and reverts.
+    pub cancel: Cancel,
+    /// How to take the deploy lock.
+    pub lock: lock::LockOptions,
+    /// The caller already holds the lock (verify rolling back inside its own locked run).
+    pub lock_held: bool,
 }
 
 /// The result of a deploy or rollback that ran (or, in dry-run, was planned).
@@ -204,7 +212,42 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-/// Deploy `version` of the target's image.
+/// Run `f` holding the environment's deploy lock (released on every path), unless this is a
+/// dry run or the caller already holds it.
+async fn locked<F>(
+    exec: &dyn Executor,
+    t: &Target,
+    operation: &str,
+    version: &str,
+    opts: &Options,
+    f: F,
+) -> Result<Report, Failure>
+where
+    F: std::future::Future<Output = Result<Report, Failure>>,
+{
+    if opts.dry_run || opts.lock_held {
+        return f.await;
+    }
+    let lock = lock::acquire(exec, t, operation, version, &opts.lock).await?;
+    let stale = lock.freed_stale.clone();
+    let mut result = f.await;
+    let released = lock.release(exec, t).await;
+    if let Ok(report) = &mut result {
+        if let Some(h) = stale {
+            report
+                .warnings
+                .push(format!("freed a stale CI lock: {}", h.describe()));
+        }
+        if let Err(e) = released {
+            report
+                .warnings
+                .push(format!("could not release the deploy lock: {e}"));
+        }
+    }
+    result
+}
+
+/// Deploy `version` of the target's image, holding the deploy lock.
 pub async fn deploy(
     exec: &dyn Executor,
     t: &Target,
@@ -218,6 +261,24 @@ pub async fn deploy(
             "pass the image tag to deploy, e.g. --version 1.4.2",
         )
     })?;
+    locked(
+        exec,
+        t,
+        "deploy",
+        version,
+        opts,
+        deploy_unlocked(exec, t, version, opts, observer),
+    )
+    .await
+}
+
+async fn deploy_unlocked(
+    exec: &dyn Executor,
+    t: &Target,
+    version: &str,
+    opts: &Options,
+    observer: &dyn Observer,
+) -> Result<Report, Failure> {
     let image = t.image_for(version);
     let obs = observe(exec, t, Some(&image)).await?;
     let mut warnings = ledger_warnings(&obs);
@@ -280,7 +341,7 @@ pub async fn deploy(
         reason: None,
         approval: opts.approval.clone(),
     };
-    match run_plan(exec, &plan, observer).await {
+    match run_plan_cancellable(exec, &plan, observer, &opts.cancel).await {
         Ok(()) => {
             if record.digest.is_none() || obs.needs_pull {
                 record.digest = docker::image_id(exec, &image).await;
@@ -319,8 +380,27 @@ pub async fn deploy(
     }
 }
 
-/// Roll back to the previous good release, or to `to_version`.
+/// Roll back to the previous good release, or to `to_version`, holding the deploy lock.
 pub async fn rollback(
+    exec: &dyn Executor,
+    t: &Target,
+    to_version: Option<&str>,
+    reason: &str,
+    opts: &Options,
+    observer: &dyn Observer,
+) -> Result<Report, Failure> {
+    locked(
+        exec,
+        t,
+        "rollback",
+        to_version.unwrap_or("previous"),
+        opts,
+        rollback_unlocked(exec, t, to_version, reason, opts, observer),
+    )
+    .await
+}
+
+async fn rollback_unlocked(
     exec: &dyn Executor,
     t: &Target,
     to_version: Option<&str>,
@@ -443,7 +523,7 @@ pub async fn rollback(
         host: exec.host().to_string(),
         ..r.clone()
     };
-    match run_plan(exec, &plan, observer).await {
+    match run_plan_cancellable(exec, &plan, observer, &opts.cancel).await {
         Ok(()) => {
             if let Some(bad) = &live_rec {
                 append(exec, t, &base(Event::RolledBack, bad), &mut warnings).await;

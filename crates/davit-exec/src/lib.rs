@@ -110,6 +110,9 @@ pub trait Executor: Send + Sync {
     async fn run(&self, cmd: &Cmd) -> Result<Output, ExecError>;
     /// Write a file atomically with a mode: a half-written file is never visible under `path`.
     async fn write_file(&self, path: &Path, contents: &[u8], mode: u32) -> Result<(), ExecError>;
+    /// Create a file only if it does not exist (O_EXCL): the primitive behind the deploy lock.
+    /// Returns false when the file already exists.
+    async fn create_exclusive(&self, path: &Path, contents: &[u8]) -> Result<bool, ExecError>;
     /// Append one line (a ledger record) in a single write.
     async fn append_line(&self, path: &Path, line: &str) -> Result<(), ExecError>;
     /// Read a file; `None` when it does not exist.

@@ -145,6 +145,25 @@ impl Executor for Local {
         Ok(())
     }
 
+    async fn create_exclusive(&self, path: &Path, contents: &[u8]) -> Result<bool, ExecError> {
+        let result = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(path);
+        match result {
+            Ok(mut f) => {
+                // Write and sync before anyone can read a half-written holder record.
+                f.write_all(contents)
+                    .and_then(|_| f.sync_all())
+                    .map_err(|e| self.io_err("write", path, e))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(self.io_err("create", path, e)),
+        }
+    }
+
     async fn append_line(&self, path: &Path, line: &str) -> Result<(), ExecError> {
         let mut record = line.trim_end_matches('\n').to_string();
         record.push('\n');

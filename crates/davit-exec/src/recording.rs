@@ -102,6 +102,16 @@ impl Executor for Recording {
         Ok(())
     }
 
+    async fn create_exclusive(&self, path: &Path, contents: &[u8]) -> Result<bool, ExecError> {
+        self.record(format!("create-exclusive {}", path.display()));
+        let mut files = self.files.lock().unwrap();
+        if files.contains_key(path) {
+            return Ok(false);
+        }
+        files.insert(path.to_path_buf(), contents.to_vec());
+        Ok(true)
+    }
+
     async fn append_line(&self, path: &Path, line: &str) -> Result<(), ExecError> {
         self.record(format!("append {} {line}", path.display()));
         let mut files = self.files.lock().unwrap();

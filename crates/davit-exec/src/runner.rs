@@ -64,6 +64,23 @@ fn undo_note(errs: &[String]) -> String {
     }
 }
 
+/// A flag set by a signal handler (SIGINT/SIGTERM): the runner stops before the next step and
+/// undoes what was done, so a cancelled deploy reverts instead of stopping half-way.
+#[derive(Clone, Default, Debug)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Cancel::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Run `plan` on `exec`. On failure of step i, the undo steps of steps i, i-1, ..., 1 run in that
 /// order (a step's undo must be safe when the step only half happened, like `docker rm -f`).
 pub async fn run_plan(
@@ -71,8 +88,23 @@ pub async fn run_plan(
     plan: &Plan,
     obs: &dyn Observer,
 ) -> Result<(), PlanError> {
+    run_plan_cancellable(exec, plan, obs, &Cancel::new()).await
+}
+
+/// [`run_plan`], checking `cancel` before each step. A step in progress finishes (a rename or a
+/// reload is never interrupted half-way); then everything done so far is undone.
+pub async fn run_plan_cancellable(
+    exec: &dyn Executor,
+    plan: &Plan,
+    obs: &dyn Observer,
+    cancel: &Cancel,
+) -> Result<(), PlanError> {
     let total = plan.steps.len();
     for (i, ps) in plan.steps.iter().enumerate() {
+        if cancel.is_cancelled() {
+            let cause = "cancelled (SIGINT/SIGTERM) before this step; reverting".to_string();
+            return Err(undo_from(exec, plan, i, cause, obs, true).await);
+        }
         obs.event(&Event::StepStarted {
             index: i + 1,
             total,
@@ -91,8 +123,32 @@ pub async fn run_plan(
                     summary: &ps.summary,
                     error: &cause,
                 });
-                let mut undo_errors = Vec::new();
-                for done in plan.steps[..=i].iter().rev() {
+                return Err(undo_from(exec, plan, i, cause, obs, false).await);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Undo steps `..=i` (or `..i` when step i never started) in reverse.
+async fn undo_from(
+    exec: &dyn Executor,
+    plan: &Plan,
+    i: usize,
+    cause: String,
+    obs: &dyn Observer,
+    before_step: bool,
+) -> PlanError {
+    let done_steps = if before_step {
+        &plan.steps[..i]
+    } else {
+        &plan.steps[..=i]
+    };
+    let mut undo_errors = Vec::new();
+    {
+        {
+            {
+                for done in done_steps.iter().rev() {
                     if done.undo.is_empty() {
                         continue;
                     }
@@ -109,16 +165,15 @@ pub async fn run_plan(
                         }
                     }
                 }
-                return Err(PlanError {
-                    index: i + 1,
-                    summary: ps.summary.clone(),
-                    cause,
-                    undo_errors,
-                });
             }
         }
     }
-    Ok(())
+    PlanError {
+        index: i + 1,
+        summary: plan.steps[i].summary.clone(),
+        cause,
+        undo_errors,
+    }
 }
 
 /// Run one step; the error is a human sentence.

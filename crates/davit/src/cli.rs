@@ -39,8 +39,30 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show the release ledger of an environment.
     Releases(ReleasesArgs),
+    /// Show or free the deploy lock of an environment.
+    Lock(LockArgs),
     /// Run the whole release cycle on the bundled demo app against the local Docker engine.
     Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    #[command(subcommand)]
+    pub action: LockAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LockAction {
+    /// Who holds the lock, since when, from which run.
+    Status {
+        #[arg(env = "DAVIT_ENVIRONMENT")]
+        environment: String,
+    },
+    /// Free the lock (when its holder is dead). Prints who held it.
+    Release {
+        #[arg(env = "DAVIT_ENVIRONMENT")]
+        environment: String,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -1,9 +1,12 @@
 //! deploy, rollback, verify, releases: load settings, call the library, print, exit code.
 
-use crate::cli::{DeployArgs, Global, ReleasesArgs, RollbackArgs, VerifyArgs};
+use crate::cli::{
+    DeployArgs, Global, LockAction, LockArgs, ReleasesArgs, RollbackArgs, VerifyArgs,
+};
 use davit_config::Config;
 use davit_core::{Exit, Failure};
 use davit_deploy::{Options, Report, Target, ledger};
+use davit_exec::runner::Cancel;
 use davit_exec::{Local, Timeline};
 use davit_gha::Gha;
 use std::time::Duration;
@@ -74,6 +77,8 @@ pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
         &Options {
             dry_run: a.dry_run,
             approval,
+            cancel: cancel_on_signal(),
+            ..Default::default()
         },
         &timeline,
     )
@@ -96,7 +101,8 @@ pub async fn rollback(global: &Global, a: RollbackArgs) -> Result<Exit, Failure>
         &a.reason,
         &Options {
             dry_run: a.dry_run,
-            approval: None,
+            cancel: cancel_on_signal(),
+            ..Default::default()
         },
         &timeline,
     )
@@ -176,4 +182,54 @@ pub fn ledger_table(records: &[ledger::Record], live: Option<&str>) -> String {
         ));
     }
     out
+}
+
+/// SIGINT or SIGTERM (a cancelled workflow run) sets the flag; the plan stops before its next
+/// step and reverts, and the lock is released, instead of the process dying mid-switch.
+pub fn cancel_on_signal() -> Cancel {
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("davit: signal received; finishing the current step, then reverting");
+        c.cancel();
+    });
+    cancel
+}
+
+pub async fn lock(global: &Global, a: LockArgs) -> Result<Exit, Failure> {
+    match a.action {
+        LockAction::Status { environment } => {
+            let t = load(global, &environment)?;
+            match davit_deploy::lock::status(&Local::new(), &t).await? {
+                Some(h) => {
+                    println!("{} is locked by {}", t.environment, h.describe());
+                    if h.is_stale() {
+                        println!(
+                            "the lock is stale (a CI lock past its TTL): the next deploy frees it"
+                        );
+                    }
+                }
+                None => println!("{} is not locked", t.environment),
+            }
+        }
+        LockAction::Release { environment } => {
+            let t = load(global, &environment)?;
+            match davit_deploy::lock::force_release(&Local::new(), &t).await? {
+                Some(h) => println!("released the lock held by {}", h.describe()),
+                None => println!("{} was not locked", t.environment),
+            }
+        }
+    }
+    Ok(Exit::Ok)
 }

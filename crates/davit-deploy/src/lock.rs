@@ -1,0 +1,270 @@
+//! The deploy lock: one deploy per environment and host at a time.
+//!
+//! Two people (or a CI run and a person) deploying at once is how a host ends up with two half
+//! switches. The lock is a file created with O_EXCL on the deploy host (atomic on any POSIX file
+//! system, and over SSH with the same primitive), holding who took it, from which run, when, and
+//! for which version, so the loser can print the holder. A lock left by a CI run that died is
+//! freed only when it is CI-owned and older than its TTL; a lock a person took by hand is never
+//! freed automatically, because only that person knows whether their deploy is still running.
+
+use crate::target::Target;
+use davit_core::{Exit, Failure};
+use davit_exec::Executor;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Who holds the lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// Random; only the taker can release without --force.
+    pub token: String,
+    pub actor: String,
+    /// The workflow run (CI) or empty.
+    #[serde(default)]
+    pub run_url: String,
+    /// The machine the deploy runs from, and its process id.
+    pub machine: String,
+    pub pid: u32,
+    pub version: String,
+    pub operation: String,
+    /// RFC 3339 UTC.
+    pub since: String,
+    /// Taken by CI (eligible for stale release after `ttl_secs`).
+    pub ci: bool,
+    pub ttl_secs: u64,
+}
+
+impl Holder {
+    pub fn describe(&self) -> String {
+        let age = self
+            .age()
+            .map(|a| format!("{}s ago", a.as_secs()))
+            .unwrap_or_else(|| "at an unknown time".into());
+        let mut s = format!(
+            "{} ({} of {}) since {} ({age}) from {} pid {}",
+            self.actor, self.operation, self.version, self.since, self.machine, self.pid
+        );
+        if !self.run_url.is_empty() {
+            s.push_str(&format!(", run {}", self.run_url));
+        }
+        s
+    }
+
+    fn age(&self) -> Option<Duration> {
+        let since = chrono::DateTime::parse_from_rfc3339(&self.since).ok()?;
+        (chrono::Utc::now() - since.with_timezone(&chrono::Utc))
+            .to_std()
+            .ok()
+    }
+
+    /// A dead CI run's lock past its TTL: the only kind freed without a person.
+    pub fn is_stale(&self) -> bool {
+        self.ci && self.age().is_some_and(|a| a.as_secs() > self.ttl_secs)
+    }
+}
+
+pub fn lock_path(t: &Target) -> PathBuf {
+    t.state_dir.join("deploy.lock")
+}
+
+/// A held lock; release it with [`Lock::release`] on every path (success, failure, cancel).
+#[derive(Debug)]
+pub struct Lock {
+    path: PathBuf,
+    pub holder: Holder,
+    /// A stale lock that was freed to take this one (reported as a warning).
+    pub freed_stale: Option<Holder>,
+}
+
+/// Settings for taking the lock.
+#[derive(Debug, Clone)]
+pub struct LockOptions {
+    /// How long to wait for another deploy to finish.
+    pub wait: Duration,
+    pub ttl: Duration,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            wait: Duration::from_secs(
+                std::env::var("DAVIT_LOCK_WAIT_SECS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(120),
+            ),
+            ttl: Duration::from_secs(1800),
+        }
+    }
+}
+
+fn machine() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn run_url() -> String {
+    match (
+        std::env::var("GITHUB_SERVER_URL"),
+        std::env::var("GITHUB_REPOSITORY"),
+        std::env::var("GITHUB_RUN_ID"),
+    ) {
+        (Ok(s), Ok(r), Ok(id)) => format!("{s}/{r}/actions/runs/{id}"),
+        _ => String::new(),
+    }
+}
+
+/// Read the current holder, if any.
+pub async fn status(exec: &dyn Executor, t: &Target) -> Result<Option<Holder>, Failure> {
+    let bytes = exec
+        .read_file(&lock_path(t))
+        .await
+        .map_err(|e| Failure::infra(e.to_string()))?;
+    Ok(bytes.map(|b| {
+        serde_json::from_slice(&b).unwrap_or_else(|_| Holder {
+            token: String::new(),
+            actor: "unknown (unreadable lock file)".into(),
+            run_url: String::new(),
+            machine: "unknown".into(),
+            pid: 0,
+            version: "?".into(),
+            operation: "?".into(),
+            since: String::new(),
+            ci: false,
+            ttl_secs: 0,
+        })
+    }))
+}
+
+/// Take the lock, waiting up to `opts.wait` for the current holder.
+pub async fn acquire(
+    exec: &dyn Executor,
+    t: &Target,
+    operation: &str,
+    version: &str,
+    opts: &LockOptions,
+) -> Result<Lock, Failure> {
+    exec.mkdir(&t.state_dir, 0o750)
+        .await
+        .map_err(|e| Failure::infra(e.to_string()))?;
+    let path = lock_path(t);
+    let token: u64 = rand::random();
+    let holder = Holder {
+        token: format!("{token:016x}"),
+        actor: crate::ledger::actor(),
+        run_url: run_url(),
+        machine: machine(),
+        pid: std::process::id(),
+        version: version.to_string(),
+        operation: operation.to_string(),
+        since: crate::ledger::now(),
+        ci: std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true")
+            || std::env::var("CI").as_deref() == Ok("true"),
+        ttl_secs: opts.ttl.as_secs(),
+    };
+    let body = serde_json::to_vec(&holder).expect("holder serializes");
+    let deadline = tokio::time::Instant::now() + opts.wait;
+    let mut freed_stale = None;
+    loop {
+        if exec
+            .create_exclusive(&path, &body)
+            .await
+            .map_err(|e| Failure::infra(e.to_string()))?
+        {
+            return Ok(Lock {
+                path,
+                holder,
+                freed_stale,
+            });
+        }
+        let current = status(exec, t).await?;
+        if let Some(h) = &current
+            && h.is_stale()
+        {
+            // Free it only if it is still the same stale lock (another waiter may have won).
+            let again = status(exec, t).await?;
+            if again.as_ref() == Some(h) {
+                exec.remove_file(&path)
+                    .await
+                    .map_err(|e| Failure::infra(e.to_string()))?;
+                freed_stale = Some(h.clone());
+                continue;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let who = current
+                .map(|h| h.describe())
+                .unwrap_or_else(|| "someone (the lock vanished while reading)".into());
+            return Err(Failure::new(
+                Exit::Infra,
+                format!(
+                    "{} is locked by another deploy: {who}; waited {}s",
+                    t.environment,
+                    opts.wait.as_secs()
+                ),
+            )
+            .with_hint(format!(
+                "wait for it to finish (DAVIT_LOCK_WAIT_SECS sets how long davit waits); if it is dead, `davit lock release {}` frees it",
+                t.environment
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+impl Lock {
+    /// Remove the lock if it is still ours.
+    pub async fn release(self, exec: &dyn Executor, t: &Target) -> Result<(), Failure> {
+        match status(exec, t).await? {
+            Some(h) if h.token == self.holder.token => exec
+                .remove_file(&self.path)
+                .await
+                .map_err(|e| Failure::infra(e.to_string())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `davit lock release`: a person frees a lock they judge dead.
+pub async fn force_release(exec: &dyn Executor, t: &Target) -> Result<Option<Holder>, Failure> {
+    let h = status(exec, t).await?;
+    if h.is_some() {
+        exec.remove_file(&lock_path(t))
+            .await
+            .map_err(|e| Failure::infra(e.to_string()))?;
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(ci: bool, age_secs: i64) -> Holder {
+        Holder {
+            token: "t".into(),
+            actor: "a".into(),
+            run_url: String::new(),
+            machine: "m".into(),
+            pid: 1,
+            version: "v1".into(),
+            operation: "deploy".into(),
+            since: (chrono::Utc::now() - chrono::Duration::seconds(age_secs))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ci,
+            ttl_secs: 60,
+        }
+    }
+
+    #[test]
+    fn t30_only_old_ci_locks_are_stale() {
+        assert!(holder(true, 120).is_stale());
+        assert!(!holder(true, 10).is_stale());
+        assert!(
+            !holder(false, 100_000).is_stale(),
+            "manual locks never go stale"
+        );
+    }
+}
