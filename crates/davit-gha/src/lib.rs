@@ -412,3 +412,26 @@ pub fn finish(result: Result<davit_core::Exit, davit_core::Failure>) -> std::pro
         }
     }
 }
+
+/// Forget `DAVIT_*` variables whose value is empty.
+///
+/// An action passes every input to the binary as an environment variable, set or not, and an
+/// unset input arrives as an empty string. clap would read `DAVIT_WATCH_SECS=""` as a given,
+/// unparsable value; removing empty ones restores "not given" so defaults apply.
+///
+/// Call it first thing in a synchronous `main`, before any thread (a tokio runtime) exists:
+/// changing the environment is only sound while the process is single-threaded.
+pub fn drop_empty_inputs() {
+    let empty: Vec<std::ffi::OsString> = env::vars_os()
+        .filter(|(k, v)| v.is_empty() && k.to_string_lossy().starts_with("DAVIT_"))
+        .map(|(k, _)| k)
+        .collect();
+    for k in empty {
+        // SAFETY: documented precondition: no other thread exists yet, so nothing can read the
+        // environment concurrently.
+        #[allow(unsafe_code)]
+        unsafe {
+            env::remove_var(k)
+        };
+    }
+}

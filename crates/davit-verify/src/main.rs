@@ -25,14 +25,16 @@ struct Args {
     /// Watch window in seconds (overrides davit.toml).
     #[arg(long, env = "DAVIT_WATCH_SECS")]
     watch_secs: Option<u64>,
-    /// Do not roll back; only report.
-    #[arg(long, env = "DAVIT_NO_ROLLBACK")]
-    no_rollback: bool,
+    /// Roll back automatically when verification fails (overrides davit.toml).
+    #[arg(long, env = "DAVIT_ROLLBACK")]
+    rollback: Option<bool>,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    davit_gha::finish(run(Args::parse()).await)
+fn main() -> std::process::ExitCode {
+    davit_gha::drop_empty_inputs();
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    davit_gha::finish(runtime.block_on(run(args)))
 }
 
 async fn run(args: Args) -> Result<Exit, Failure> {
@@ -44,8 +46,8 @@ async fn run(args: Args) -> Result<Exit, Failure> {
     if let Some(w) = args.watch_secs {
         opts.watch = Duration::from_secs(w);
     }
-    if args.no_rollback {
-        opts.rollback = false;
+    if let Some(r) = args.rollback {
+        opts.rollback = r;
     }
     let timeline = Timeline::default();
     let verdict = davit_verify::verify(&Local::new(), &target, &opts, &timeline).await?;

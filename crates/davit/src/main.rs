@@ -2,7 +2,9 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    davit_gha::finish(davit::run(davit::cli::Cli::parse()).await)
+fn main() -> std::process::ExitCode {
+    davit_gha::drop_empty_inputs();
+    let cli = davit::cli::Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    davit_gha::finish(runtime.block_on(davit::run(cli)))
 }
