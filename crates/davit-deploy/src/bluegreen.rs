@@ -54,7 +54,7 @@ pub fn proxy_probe(t: &Target, version: &str) -> Probe {
         ),
         expect: expect(t, version),
         per_try_timeout: per_try,
-        interval: Duration::from_millis(200),
+        interval: Duration::from_millis(100),
         consecutive: t.health.consecutive,
         deadline: Duration::from_secs(15),
     }
@@ -259,9 +259,17 @@ pub fn plan_switch_back(
             vec![Step::ExecIgnoringFailure(docker::stop(&name))],
         );
     }
+    // The kept color was serving until the switch away from it: one good answer (checked at
+    // once, then every 100ms) is enough to trust it again, and keeps restore time under a second.
+    // A container that was stopped and just started gets the full health gate.
+    let mut gate = direct_probe(t, color, version);
+    if !start_stopped {
+        gate.consecutive = 1;
+        gate.interval = Duration::from_millis(100);
+    }
     plan.push(
         format!("health gate: {color} ({version}) must still be healthy"),
-        Step::WaitHttp(direct_probe(t, color, version)),
+        Step::WaitHttp(gate),
     );
     push_switch(&mut plan, t, &files, color, release, version, obs);
     if let Some(bad) = bad_color {

@@ -1,30 +1,255 @@
-//! The kubernetes strategy: not implemented yet (see docs/STATUS.md); the slot exists so the
-//! configuration and dispatch are in place.
+//! The kubernetes strategy: point an existing Deployment's container at the release's image and
+//! let Kubernetes roll it out, with davit adding the deadline, the undo and the records.
+//!
+//! davit does not own the Deployment (its replicas, probes, resources and env live in the
+//! cluster, managed however the team manages manifests); it changes only the one thing a release
+//! changes, the image, and annotates the Deployment with the release so `kubectl rollout
+//! history` and davit's ledger tell the same story. `kubectl rollout status --timeout` is the
+//! wait: it exits non-zero when the rollout does not finish (new pods never ready, progress
+//! deadline exceeded), and the plan's undo then runs `kubectl rollout undo`, which returns the
+//! Deployment to its previous ReplicaSet.
+//!
+//! What has and has not run against a live cluster is written down in docs/kubernetes.md: these
+//! plans are tested as snapshots only, because no cluster can run where davit's CI runs.
 
 use crate::target::Target;
 use crate::{NewRelease, Observed};
 use davit_core::{Cmd, Plan, Probe, Step};
+use std::time::Duration;
 
-pub fn plan_deploy(t: &Target, rel: &NewRelease, _obs: &Observed) -> Plan {
-    unimplemented_plan(t, &rel.version)
+fn settings(t: &Target) -> &davit_config::Kubernetes {
+    t.kubernetes
+        .as_ref()
+        .expect("a kubernetes target has [kubernetes] settings (validated with the config)")
 }
 
-pub fn plan_rollback(t: &Target, to: &NewRelease, _obs: &Observed) -> Plan {
-    unimplemented_plan(t, &to.version)
+/// `kubectl [--context C] --namespace NS`: every command names both, so a changed current
+/// context on the runner can never point a deploy at the wrong cluster or namespace silently.
+fn kubectl(t: &Target) -> Cmd {
+    let k = settings(t);
+    let mut c = Cmd::new("kubectl");
+    if let Some(ctx) = &k.context {
+        c = c.arg("--context").arg(ctx.clone());
+    }
+    c.arg("--namespace").arg(k.namespace.clone())
 }
 
-pub fn probe(_t: &Target, _version: &str) -> Option<Probe> {
-    None
+fn deployment(t: &Target) -> String {
+    format!("deployment/{}", settings(t).deployment)
 }
 
-fn unimplemented_plan(t: &Target, version: &str) -> Plan {
-    let mut p = Plan::new(format!(
-        "kubernetes deploy of {version} to {} (not available yet)",
-        t.environment
+/// Annotate the Deployment with a release. Done before the image changes, so the ReplicaSet the
+/// change creates carries `kubernetes.io/change-cause` in `kubectl rollout history`.
+fn annotate(t: &Target, release: &str, version: &str, why: &str) -> Cmd {
+    kubectl(t)
+        .args(["annotate", "--overwrite"])
+        .arg(deployment(t))
+        .arg(format!("davit.dev/release={release}"))
+        .arg(format!("davit.dev/version={version}"))
+        .arg(format!("kubernetes.io/change-cause=davit {why} {version} ({release})"))
+        .timeout(Duration::from_secs(60))
+}
+
+fn set_image(t: &Target, image: &str) -> Cmd {
+    kubectl(t)
+        .args(["set", "image"])
+        .arg(deployment(t))
+        .arg(format!("{}={image}", settings(t).container))
+        .timeout(Duration::from_secs(60))
+}
+
+/// Waits for the rollout with kubectl's own deadline; the process timeout is a backstop a
+/// little longer, so kubectl gets to say why it gave up.
+fn rollout_status(t: &Target) -> Cmd {
+    let secs = settings(t).rollout_timeout_secs;
+    kubectl(t)
+        .args(["rollout", "status"])
+        .arg(deployment(t))
+        .arg(format!("--timeout={secs}s"))
+        .timeout(Duration::from_secs(secs + 30))
+}
+
+fn rollout_undo(t: &Target) -> Vec<Step> {
+    vec![
+        Step::Exec(
+            kubectl(t)
+                .args(["rollout", "undo"])
+                .arg(deployment(t))
+                .timeout(Duration::from_secs(60)),
+        ),
+        Step::Exec(rollout_status(t)),
+    ]
+}
+
+/// The probe of the environment's public URL, when it has one; a Deployment has no address
+/// davit could derive (Services, Ingresses and their hosts are the cluster's business).
+pub fn probe(t: &Target, version: &str) -> Option<Probe> {
+    let url = t.url.as_ref()?;
+    let (interval, per_try, deadline) = t.health_timing();
+    Some(Probe {
+        url: format!("{}{}", url.trim_end_matches('/'), t.health.path),
+        expect: crate::bluegreen::expect(t, version),
+        per_try_timeout: per_try,
+        interval,
+        consecutive: t.health.consecutive,
+        deadline,
+    })
+}
+
+/// Set the release's image, wait for the rollout, probe the URL; undo the rollout on failure.
+pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
+    let k = settings(t);
+    let mut plan = Plan::new(format!(
+        "kubernetes deploy of {} ({}) to {} (deployment/{} in {})",
+        rel.version, rel.image, t.environment, k.deployment, k.namespace
     ));
-    p.push(
-        "the kubernetes strategy is not available in this build",
-        Step::Exec(Cmd::new("false")),
+    crate::push_env_and_pre_hooks(&mut plan, t, rel, obs);
+    push_rollout(&mut plan, t, rel, obs, "deploy");
+    crate::push_post_hooks(&mut plan, t, rel);
+    plan
+}
+
+/// Roll back to a recorded release by setting its image again: an ordinary, watched rollout,
+/// which works for any release in the ledger (not only the last ReplicaSet, as `rollout undo`).
+pub fn plan_rollback(t: &Target, to: &NewRelease, obs: &Observed) -> Plan {
+    let k = settings(t);
+    let mut plan = Plan::new(format!(
+        "kubernetes rollback of {} to {} (deployment/{} in {})",
+        t.environment, to.version, k.deployment, k.namespace
+    ));
+    push_rollout(&mut plan, t, to, obs, "rollback to");
+    plan
+}
+
+fn push_rollout(plan: &mut Plan, t: &Target, rel: &NewRelease, obs: &Observed, why: &str) {
+    // If the rollout is undone, the annotation goes back to what is live again.
+    let previous = crate::ledger::live(&obs.ledger).filter(|r| r.id != rel.id);
+    let undo_annotation = previous
+        .map(|p| vec![Step::Exec(annotate(t, &p.id, &p.version, "restored"))])
+        .unwrap_or_default();
+    plan.push_with_undo(
+        format!("annotate the Deployment with release {}", rel.id),
+        Step::Exec(annotate(t, &rel.id, &rel.version, why)),
+        undo_annotation,
     );
-    p
+    plan.push_with_undo(
+        format!("set the {} container's image", settings(t).container),
+        Step::Exec(set_image(t, &rel.image)),
+        rollout_undo(t),
+    );
+    plan.push(
+        format!(
+            "wait for the rollout (kubectl rollout status, up to {}s)",
+            settings(t).rollout_timeout_secs
+        ),
+        Step::Exec(rollout_status(t)),
+    );
+    if let Some(p) = probe(t, &rel.version) {
+        plan.push(
+            format!("health gate: {} must answer at the public URL", rel.version),
+            Step::WaitHttp(p),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Plan snapshots: the only tests of this strategy that can run here (see docs/kubernetes.md).
+
+    use super::*;
+    use crate::ledger::{Event, Record};
+    use davit_config::Config;
+    use std::path::Path;
+
+    fn target(extra: &str) -> Target {
+        let text = format!(
+            r#"
+[app]
+name = "shop"
+secret_env = ["DATABASE_URL"]
+
+[image]
+name = "registry.example.com/acme/shop"
+
+[environments.production]
+strategy = "kubernetes"
+{extra}
+[environments.production.kubernetes]
+namespace = "shop"
+deployment = "web"
+container = "app"
+rollout_timeout_secs = 120
+"#
+        );
+        let cfg = Config::parse(&text, Path::new("davit.toml"), Path::new("/srv/shop")).unwrap();
+        Target::resolve(&cfg, "production", &|_| Some("postgres://canary-s3cret".into())).unwrap()
+    }
+
+    fn rel(version: &str) -> NewRelease {
+        NewRelease {
+            id: format!("r-{version}"),
+            version: version.into(),
+            image: format!("registry.example.com/acme/shop:{version}"),
+        }
+    }
+
+    fn live(version: &str) -> Observed {
+        Observed {
+            ledger: vec![Record {
+                id: format!("r-{version}"),
+                event: Event::Deployed,
+                version: version.into(),
+                image: format!("registry.example.com/acme/shop:{version}"),
+                digest: None,
+                strategy: "kubernetes".into(),
+                color: None,
+                environment: "production".into(),
+                host: "local".into(),
+                at: "2026-01-01T00:00:00Z".into(),
+                actor: "ci".into(),
+                reason: None,
+                approval: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn render(plan: &Plan) -> String {
+        let text = plan.render();
+        assert!(!text.contains("canary-s3cret"), "a secret leaked:\n{text}");
+        text
+    }
+
+    #[test]
+    fn deploy_sets_the_image_waits_and_undoes() {
+        let t = target("");
+        insta::assert_snapshot!(render(&plan_deploy(&t, &rel("v2"), &live("v1"))));
+    }
+
+    #[test]
+    fn deploy_with_context_and_url_probes_the_public_url() {
+        let t = target("url = \"https://shop.example.com/\"\n");
+        let mut t = t;
+        t.kubernetes.as_mut().unwrap().context = Some("prod-eu".into());
+        let plan = plan_deploy(&t, &rel("v2"), &Observed::default());
+        assert!(
+            plan.programs().iter().all(|p| p == "kubectl"),
+            "{:?}",
+            plan.programs()
+        );
+        insta::assert_snapshot!(render(&plan));
+    }
+
+    #[test]
+    fn rollback_sets_the_recorded_image_again() {
+        let t = target("");
+        insta::assert_snapshot!(render(&plan_rollback(&t, &rel("v1"), &live("v2"))));
+    }
+
+    #[test]
+    fn probe_only_with_a_url() {
+        assert!(probe(&target(""), "v1").is_none());
+        let p = probe(&target("url = \"https://shop.example.com/\"\n"), "v1").unwrap();
+        assert_eq!(p.url, "https://shop.example.com/health");
+    }
 }

@@ -47,6 +47,8 @@ pub struct Observed {
     pub ledger: Vec<Record>,
     /// Ledger lines that could not be read (reported as a warning).
     pub torn_ledger_lines: Vec<usize>,
+    /// Swarm: the node and the service (None for other strategies).
+    pub swarm: Option<swarm::SwarmState>,
 }
 
 impl Observed {
@@ -98,7 +100,10 @@ pub async fn observe(
         Strategy::Compose => {
             obs.compose = docker::compose_flavor(exec).await;
         }
-        Strategy::Swarm | Strategy::Kubernetes => {}
+        Strategy::Swarm => {
+            obs.swarm = Some(swarm::observe(exec, t).await);
+        }
+        Strategy::Kubernetes => {}
     }
     if let Some(image) = image {
         obs.image_id = docker::image_id(exec, image).await;
@@ -305,7 +310,10 @@ async fn deploy_unlocked(
             let previous = ledger::live(&obs.ledger).map(|r| r.id.clone());
             compose::plan_deploy(t, &rel, &obs, flavor, previous.as_deref())
         }
-        Strategy::Swarm => swarm::plan_deploy(t, &rel, &obs),
+        Strategy::Swarm => {
+            swarm::ready(&obs, opts.dry_run, &mut warnings)?;
+            swarm::plan_deploy(t, &rel, &obs)
+        }
         Strategy::Kubernetes => kubernetes::plan_deploy(t, &rel, &obs),
     };
     if opts.dry_run {
@@ -362,7 +370,7 @@ async fn deploy_unlocked(
             let failed_probe = matches!(
                 plan.steps.get(e.index - 1).map(|s| &s.step),
                 Some(Step::WaitHttp(_))
-            );
+            ) || swarm::rolled_back(&e.cause); // Swarm reverted the release: a verdict, not a fault
             let exit = if failed_probe {
                 Exit::Rejected
             } else {
@@ -504,7 +512,10 @@ async fn rollback_unlocked(
             let flavor = compose_flavor(&obs, opts.dry_run, &mut warnings)?;
             (compose::plan_rollback(t, &rel, flavor), String::new())
         }
-        Strategy::Swarm => (swarm::plan_rollback(t, &rel, &obs), String::new()),
+        Strategy::Swarm => {
+            swarm::ready(&obs, opts.dry_run, &mut warnings)?;
+            (swarm::plan_rollback(t, &rel, &obs), String::new())
+        }
         Strategy::Kubernetes => (kubernetes::plan_rollback(t, &rel, &obs), String::new()),
     };
     if opts.dry_run {
