@@ -96,7 +96,7 @@ pub struct RunArgs {
     /// Build context directory.
     #[arg(long, env = "DAVIT_CONTEXT", default_value = ".")]
     pub context: PathBuf,
-    /// Dockerfile (default: <context>/Dockerfile).
+    /// Dockerfile (default: `<context>/Dockerfile`).
     #[arg(long = "file", env = "DAVIT_DOCKERFILE")]
     pub dockerfile: Option<PathBuf>,
     /// Target stage.
