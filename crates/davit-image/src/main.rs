@@ -4,6 +4,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    davit_gha::drop_empty_inputs();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
