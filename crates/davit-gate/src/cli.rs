@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
 use clap::builder::BoolishValueParser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// Run the lint-and-test gate: named checks in parallel, then JUnit and coverage reports.
 #[derive(Debug, Clone, Parser, Default)]
@@ -93,4 +93,23 @@ pub struct Args {
     /// More log output (-v, -vv).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl Args {
+    /// Parse argv and the environment, treating empty `DAVIT_GATE_*` variables as unset: an
+    /// action maps every input to a variable, and an input the user left out arrives as "".
+    pub fn from_env_and_args() -> Args {
+        let cmd = Args::command().mut_args(|a| {
+            let empty = a
+                .get_env()
+                .is_some_and(|n| std::env::var_os(n).is_some_and(|v| v.is_empty()));
+            if empty {
+                a.env(clap::builder::Resettable::Reset)
+            } else {
+                a
+            }
+        });
+        let matches = cmd.get_matches();
+        Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
 }

@@ -105,7 +105,8 @@ impl Run {
             Run::Argv(v) => v
                 .iter()
                 .map(|a| {
-                    if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c))
+                    if a.is_empty()
+                        || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c))
                     {
                         format!("'{}'", a.replace('\'', r"'\''"))
                     } else {
@@ -135,7 +136,10 @@ pub struct Check {
 }
 
 mod secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 }
@@ -157,8 +161,9 @@ pub struct GateToml {
     #[serde(default)]
     pub services: Vec<String>,
     pub service_timeout: Option<String>,
+    /// `[gate.checks.<name>]` tables, in file order (each one a [`CheckToml`]).
     #[serde(default)]
-    pub checks: BTreeMap<String, CheckToml>,
+    pub checks: toml::Table,
 }
 
 /// `[gate.checks.<name>]`.
@@ -224,7 +229,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         }
         let n: f64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_len] {
             "ms" => 0.001,
             "s" | "sec" => 1.0,
@@ -318,9 +325,10 @@ impl Settings {
                 "pass --dir (DAVIT_GATE_DIR, input working-directory) with an existing directory",
             ));
         }
+        // Explicit paths are relative to the current directory, like --dir itself.
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let config_path = match &args.config {
-            Some(p) if p.is_absolute() => Some(p.clone()),
-            Some(p) => Some(root.join(p)),
+            Some(p) => Some(abs(p)),
             None => Some(root.join("davit.toml")).filter(|p| p.is_file()),
         };
         let file = match &config_path {
@@ -329,8 +337,7 @@ impl Settings {
         };
 
         let out_dir = match &args.out_dir {
-            Some(p) if p.is_absolute() => p.clone(),
-            Some(p) => root.join(p),
+            Some(p) => abs(p),
             None => match std::env::var_os("RUNNER_TEMP").filter(|v| !v.is_empty()) {
                 Some(t) => PathBuf::from(t).join("davit-gate"),
                 None => root.join(".davit").join("gate"),
@@ -404,6 +411,12 @@ impl Settings {
         // davit.toml overrides, by name.
         for (name, c) in &file.checks {
             valid_name(&format!("[gate.checks.{name}]"), name)?;
+            let c: CheckToml = c.clone().try_into().map_err(|e: toml::de::Error| {
+                Failure::bad_input(
+                    format!("[gate.checks.{name}]: {}", e.message()),
+                    "keys are run, kind, timeout, services, env, dir, enabled; see crates/davit-gate/README.md",
+                )
+            })?;
             if c.enabled == Some(false) {
                 checks.remove(name);
                 continue;
@@ -414,7 +427,9 @@ impl Settings {
                 (None, Some((e, _))) => e.run.clone(),
                 (None, None) => {
                     return Err(Failure::bad_input(
-                        format!("[gate.checks.{name}] has no `run` command and no preset defines {name:?}"),
+                        format!(
+                            "[gate.checks.{name}] has no `run` command and no preset defines {name:?}"
+                        ),
                         format!("add run = \"...\" to [gate.checks.{name}]"),
                     ));
                 }
@@ -441,17 +456,28 @@ impl Settings {
                 Some(d) => {
                     davit_core::validate::relative_path(&format!("[gate.checks.{name}] dir"), d)
                         .map_err(|e| {
-                            Failure::bad_input(e.to_string(), "dir is relative to the project directory")
+                            Failure::bad_input(
+                                e.to_string(),
+                                "dir is relative to the project directory",
+                            )
                         })?;
                     root.join(d)
                 }
                 None => existing.as_ref().map_or(root.clone(), |e| e.0.dir.clone()),
             };
-            let mut env = existing.as_ref().map(|e| e.0.env.clone()).unwrap_or_default();
+            let mut env = existing
+                .as_ref()
+                .map(|e| e.0.env.clone())
+                .unwrap_or_default();
             for (k, v) in &c.env {
-                davit_core::validate::env_name(&format!("[gate.checks.{name}.env]"), k).map_err(|e| {
-                    Failure::bad_input(e.to_string(), "environment variable names are letters, digits and _")
-                })?;
+                davit_core::validate::env_name(&format!("[gate.checks.{name}.env]"), k).map_err(
+                    |e| {
+                        Failure::bad_input(
+                            e.to_string(),
+                            "environment variable names are letters, digits and _",
+                        )
+                    },
+                )?;
                 env.insert(k.clone(), v.clone());
             }
             let check = Check {
@@ -476,7 +502,12 @@ impl Settings {
         }
 
         // Inputs override both.
-        for line in args.checks.iter().map(|l| l.trim()).filter(|l| !l.is_empty()) {
+        for line in args
+            .checks
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+        {
             let Some((name, cmd)) = split_check_input(line) else {
                 return Err(Failure::bad_input(
                     format!("check input {line:?} is not \"name: command\""),
@@ -510,20 +541,36 @@ impl Settings {
                         format!("{what}: there is no check named {n:?}"),
                         format!(
                             "known checks: {}",
-                            order.iter().filter(|o| checks.contains_key(*o)).cloned().collect::<Vec<_>>().join(", ")
+                            order
+                                .iter()
+                                .filter(|o| checks.contains_key(*o))
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }
             }
         }
-        let only: Vec<&str> = args.only.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
-        let skip: Vec<&str> = args.skip.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+        let only: Vec<&str> = args
+            .only
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let skip: Vec<&str> = args
+            .skip
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
 
         let mut final_checks = Vec::new();
         let mut missing = Vec::new();
         order.dedup();
         for name in order {
-            if (!only.is_empty() && !only.contains(&name.as_str())) || skip.contains(&name.as_str()) {
+            if (!only.is_empty() && !only.contains(&name.as_str())) || skip.contains(&name.as_str())
+            {
                 continue;
             }
             if let Some((check, miss)) = checks.remove(&name) {
@@ -617,18 +664,26 @@ mod tests {
             split_check_input("test: FOO=1 pytest -k 'a:b'"),
             Some(("test", "FOO=1 pytest -k 'a:b'"))
         );
-        assert_eq!(split_check_input("lint=ruff check ."), Some(("lint", "ruff check .")));
+        assert_eq!(
+            split_check_input("lint=ruff check ."),
+            Some(("lint", "ruff check ."))
+        );
         assert_eq!(split_check_input("lint"), None);
         assert_eq!(split_check_input("lint:"), None);
     }
 
     #[test]
     fn programs_are_found_for_simple_shell_commands_only() {
-        assert_eq!(Run::Shell("ruff check .".into()).program().as_deref(), Some("ruff"));
+        assert_eq!(
+            Run::Shell("ruff check .".into()).program().as_deref(),
+            Some("ruff")
+        );
         assert_eq!(Run::Shell("cd x && make".into()).program(), None);
         assert_eq!(Run::Shell("FOO=1 make".into()).program(), None);
         assert_eq!(
-            Run::Argv(vec!["cargo".into(), "fmt".into()]).program().as_deref(),
+            Run::Argv(vec!["cargo".into(), "fmt".into()])
+                .program()
+                .as_deref(),
             Some("cargo")
         );
     }

@@ -158,17 +158,22 @@ fn cobertura(path: &Path, r: impl BufRead, into: &mut Coverage) -> Result<(), Co
                 b"class" => file = attr(b"filename"),
                 b"line" => {
                     let n = stack.len();
-                    if n >= 2 && stack[n - 1] == b"lines" && stack[n - 2] == b"class" {
-                        if let (Some(f), Some(num)) =
+                    if n >= 2
+                        && stack[n - 1] == b"lines"
+                        && stack[n - 2] == b"class"
+                        && let (Some(f), Some(num)) =
                             (&file, attr(b"number").and_then(|v| v.parse::<u32>().ok()))
-                        {
-                            let hit = attr(b"hits")
-                                .and_then(|v| v.parse::<u64>().ok())
-                                .unwrap_or(0)
-                                > 0;
-                            let slot = per_line.entry(f.clone()).or_default().entry(num).or_default();
-                            *slot |= hit;
-                        }
+                    {
+                        let hit = attr(b"hits")
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .unwrap_or(0)
+                            > 0;
+                        let slot = per_line
+                            .entry(f.clone())
+                            .or_default()
+                            .entry(num)
+                            .or_default();
+                        *slot |= hit;
                     }
                 }
                 _ => {}
@@ -220,7 +225,11 @@ fn lcov(path: &Path, r: impl BufRead, into: &mut Coverage) -> Result<(), Coverag
             let Some(f) = &file else {
                 return Err(bad("DA record before SF"));
             };
-            *per_line.entry(f.clone()).or_default().entry(num).or_default() |= hits != 0.0;
+            *per_line
+                .entry(f.clone())
+                .or_default()
+                .entry(num)
+                .or_default() |= hits != 0.0;
         } else if let Some(v) = line.strip_prefix("LF:") {
             lf = v.trim().parse().ok();
         } else if let Some(v) = line.strip_prefix("LH:") {
@@ -229,7 +238,13 @@ fn lcov(path: &Path, r: impl BufRead, into: &mut Coverage) -> Result<(), Coverag
             if let (Some(f), Some(lf), Some(lh)) = (&file, lf, lh)
                 && !per_line.contains_key(f)
             {
-                summary_only.insert(f.clone(), FileCoverage { covered: lh, lines: lf });
+                summary_only.insert(
+                    f.clone(),
+                    FileCoverage {
+                        covered: lh,
+                        lines: lf,
+                    },
+                );
             }
             file = None;
         }
@@ -315,8 +330,20 @@ mod tests {
 </coverage>"#,
         )
         .unwrap();
-        assert_eq!(c.files["calc/ops.py"], FileCoverage { covered: 2, lines: 4 });
-        assert_eq!(c.total(), FileCoverage { covered: 3, lines: 5 });
+        assert_eq!(
+            c.files["calc/ops.py"],
+            FileCoverage {
+                covered: 2,
+                lines: 4
+            }
+        );
+        assert_eq!(
+            c.total(),
+            FileCoverage {
+                covered: 3,
+                lines: 5
+            }
+        );
         assert_eq!(check(&c, Some(60.0), None), vec![]);
         let miss = check(&c, Some(61.0), Some(75.0));
         assert_eq!(miss.len(), 2);
@@ -331,8 +358,20 @@ mod tests {
              SF:src/b.js\nLF:10\nLH:5\nend_of_record\n",
         )
         .unwrap();
-        assert_eq!(c.files["src/a.js"], FileCoverage { covered: 2, lines: 3 });
-        assert_eq!(c.files["src/b.js"], FileCoverage { covered: 5, lines: 10 });
+        assert_eq!(
+            c.files["src/a.js"],
+            FileCoverage {
+                covered: 2,
+                lines: 3
+            }
+        );
+        assert_eq!(
+            c.files["src/b.js"],
+            FileCoverage {
+                covered: 5,
+                lines: 10
+            }
+        );
     }
 
     #[test]

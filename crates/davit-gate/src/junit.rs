@@ -159,7 +159,9 @@ pub enum JunitError {
         offset: u64,
         message: String,
     },
-    #[error("{path}: not a JUnit report: the root element is <{root}>, expected <testsuites> or <testsuite>")]
+    #[error(
+        "{path}: not a JUnit report: the root element is <{root}>, expected <testsuites> or <testsuite>"
+    )]
     NotJunit { path: PathBuf, root: String },
 }
 
@@ -348,8 +350,8 @@ impl State {
             Elem::Suite => {
                 let mut ctx = SuiteCtx::default();
                 for_attrs(e, |k, v| match k {
-                    b"name" => ctx.name = v,
-                    b"file" | b"filepath" => ctx.file = Some(v),
+                    b"name" => ctx.name = v(),
+                    b"file" | b"filepath" => ctx.file = Some(v()),
                     _ => {}
                 });
                 if ctx.file.is_none() {
@@ -362,16 +364,20 @@ impl State {
             }
             Elem::Case => {
                 let mut c = TestCase {
-                    suite: self.suites.last().map(|s| s.name.clone()).unwrap_or_default(),
+                    suite: self
+                        .suites
+                        .last()
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default(),
                     ..TestCase::default()
                 };
                 let mut file = None;
                 for_attrs(e, |k, v| match k {
-                    b"name" => c.name = v,
-                    b"classname" => c.classname = v,
-                    b"file" | b"filepath" => file = Some(v),
-                    b"line" | b"lineno" => c.line = v.trim().parse().ok(),
-                    b"time" => c.time = parse_time(&v),
+                    b"name" => c.name = v(),
+                    b"classname" => c.classname = v(),
+                    b"file" | b"filepath" => file = Some(v()),
+                    b"line" | b"lineno" => c.line = v().trim().parse().ok(),
+                    b"time" => c.time = parse_time(&v()),
                     _ => {}
                 });
                 c.file = file.or_else(|| self.suites.last().and_then(|s| s.file.clone()));
@@ -390,11 +396,11 @@ impl State {
                         c.kind = None;
                         c.detail = Text::default();
                         for_attrs(e, |k, v| match k {
-                            b"message" => c.message = Some(v),
-                            b"type" => c.kind = Some(v),
+                            b"message" => c.message = Some(v()),
+                            b"type" => c.kind = Some(v()),
                             // Catch2 and some others put the location on the result element.
-                            b"file" => c.file = Some(v),
-                            b"line" => c.line = v.trim().parse().ok().or(c.line),
+                            b"file" => c.file = Some(v()),
+                            b"line" => c.line = v().trim().parse().ok().or(c.line),
                             _ => {}
                         });
                     }
@@ -443,15 +449,15 @@ impl State {
     }
 }
 
-/// Calls `f` with each attribute's local name and unescaped value (kept raw if it cannot be
-/// unescaped). Callbacks rather than an iterator so no attribute list is collected per element.
-fn for_attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], String)) {
+/// Calls `f` with each attribute's local name and a decoder for its value, so values are only
+/// unescaped and copied for the few attributes we keep (reports carry many we ignore).
+fn for_attrs(e: &BytesStart<'_>, mut f: impl FnMut(&[u8], &dyn Fn() -> String)) {
     for a in e.attributes().with_checks(false).flatten() {
-        let value = match a.unescape_value() {
+        let value = || match a.unescape_value() {
             Ok(v) => v.into_owned(),
             Err(_) => String::from_utf8_lossy(&a.value).into_owned(),
         };
-        f(a.key.local_name().as_ref(), value);
+        f(a.key.local_name().as_ref(), &value);
     }
 }
 
@@ -463,7 +469,10 @@ fn parse_time(v: &str) -> f64 {
     } else {
         v.parse::<f64>()
     };
-    parsed.ok().filter(|t| t.is_finite() && *t >= 0.0).unwrap_or(0.0)
+    parsed
+        .ok()
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .unwrap_or(0.0)
 }
 
 /// Parse a report from any buffered reader.

@@ -56,19 +56,11 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// The binary's whole behaviour: run the gate and map the outcome to an exit code.
-pub fn run(args: Args) -> Exit {
+/// The binary's whole behaviour: run the gate in this process's environment. `main` hands the
+/// result to [`davit_gha::finish`], which prints `error:`/`hint:` and picks the exit code.
+pub fn run(args: Args) -> Result<Exit, Failure> {
     let gha = Gha::from_env();
-    match run_with(&args, &gha, std::env::var_os("PATH").as_deref()) {
-        Ok(exit) => exit,
-        Err(f) => {
-            eprintln!("error: {}", f.message);
-            if let Some(h) = &f.hint {
-                eprintln!("hint: {h}");
-            }
-            f.exit
-        }
-    }
+    run_with(&args, &gha, std::env::var_os("PATH").as_deref())
 }
 
 /// Run the gate with an explicit runtime and PATH (tests use this directly).
@@ -79,7 +71,13 @@ pub fn run_with(args: &Args, gha: &Gha, path_env: Option<&OsStr>) -> Result<Exit
     }
     if args.list {
         for c in &settings.checks {
-            println!("{}\t{:?}\t{}\t{}", c.name, c.kind, c.origin, c.run.display());
+            println!(
+                "{}\t{:?}\t{}\t{}",
+                c.name,
+                c.kind,
+                c.origin,
+                c.run.display()
+            );
         }
         return Ok(Exit::Ok);
     }
@@ -87,7 +85,12 @@ pub fn run_with(args: &Args, gha: &Gha, path_env: Option<&OsStr>) -> Result<Exit
         let list: Vec<String> = settings
             .missing
             .iter()
-            .map(|m| format!("  {} (needed by check `{}`): {}", m.tool, m.check, m.install))
+            .map(|m| {
+                format!(
+                    "  {} (needed by check `{}`): {}",
+                    m.tool, m.check, m.install
+                )
+            })
             .collect();
         return Err(Failure::bad_input(
             format!("tools not found on PATH:\n{}", list.join("\n")),
@@ -110,7 +113,11 @@ pub fn run_with(args: &Args, gha: &Gha, path_env: Option<&OsStr>) -> Result<Exit
     })?;
     // Reports the presets ask for live in out_dir: remove any left by an earlier run, so a check
     // that crashed before writing cannot be judged by yesterday's results.
-    for f in settings.junit_optional.iter().chain(&settings.coverage_optional) {
+    for f in settings
+        .junit_optional
+        .iter()
+        .chain(&settings.coverage_optional)
+    {
         let p = Path::new(f);
         if p.starts_with(&settings.out_dir) {
             let _ = std::fs::remove_file(p);
@@ -291,7 +298,11 @@ pub fn publish(settings: &Settings, gha: &Gha, report: &GateReport) {
                     title: Some(format!(
                         "{} {}",
                         f.name,
-                        if f.outcome == junit::Outcome::Error { "errored" } else { "failed" }
+                        if f.outcome == junit::Outcome::Error {
+                            "errored"
+                        } else {
+                            "failed"
+                        }
                     )),
                     file: f.file.clone(),
                     line: f.line,
@@ -307,7 +318,12 @@ pub fn publish(settings: &Settings, gha: &Gha, report: &GateReport) {
                 title: Some(format!("check {}", c.name)),
                 message: match c.status {
                     runner::Status::NotRun { .. } => format!("{} {}", c.name, c.status.label()),
-                    _ => format!("{} {}; its output is in the log group `{}`", c.name, c.status.label(), c.name),
+                    _ => format!(
+                        "{} {}; its output is in the log group `{}`",
+                        c.name,
+                        c.status.label(),
+                        c.name
+                    ),
                 },
                 ..Annotation::default()
             },
@@ -323,7 +339,11 @@ pub fn publish(settings: &Settings, gha: &Gha, report: &GateReport) {
                     line: None,
                     message: format!(
                         "{} coverage {:.1}% is below the minimum {}%",
-                        if s.file.is_some() { "line" } else { "total line" },
+                        if s.file.is_some() {
+                            "line"
+                        } else {
+                            "total line"
+                        },
                         s.percent,
                         s.minimum
                     ),
@@ -355,7 +375,10 @@ pub fn publish(settings: &Settings, gha: &Gha, report: &GateReport) {
     match serde_json::to_string_pretty(report) {
         Ok(j) => {
             if let Err(e) = std::fs::write(&json_path, &j) {
-                gha.log(&format!("warning: cannot write {}: {e}", json_path.display()));
+                gha.log(&format!(
+                    "warning: cannot write {}: {e}",
+                    json_path.display()
+                ));
             }
             if settings.json {
                 println!("{j}");
@@ -372,7 +395,10 @@ pub fn publish(settings: &Settings, gha: &Gha, report: &GateReport) {
         .map(|c| c.name.as_str())
         .collect();
     let outputs = [
-        ("result", if report.ok { "pass" } else { "fail" }.to_string()),
+        (
+            "result",
+            if report.ok { "pass" } else { "fail" }.to_string(),
+        ),
         ("passed", totals.passed.to_string()),
         ("failed", (totals.failed + totals.errors).to_string()),
         ("skipped", totals.skipped.to_string()),

@@ -171,16 +171,27 @@ pub fn detect(
 
 fn markers(cx: &Ctx<'_>, preset: &str) -> bool {
     match preset {
-        "python" => ["pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "manage.py"]
-            .iter()
-            .any(|f| cx.file(f)),
+        "python" => [
+            "pyproject.toml",
+            "setup.py",
+            "setup.cfg",
+            "requirements.txt",
+            "manage.py",
+        ]
+        .iter()
+        .any(|f| cx.file(f)),
         "node" => cx.file("package.json"),
         _ => cx.file("Cargo.toml"),
     }
 }
 
 /// `[tool.<name>]` in pyproject.toml, or one of the named config files / setup.cfg sections.
-fn py_configured(cx: &Ctx<'_>, pyproject: &Option<toml::Table>, tool: &str, files: &[&str]) -> bool {
+fn py_configured(
+    cx: &Ctx<'_>,
+    pyproject: &Option<toml::Table>,
+    tool: &str,
+    files: &[&str],
+) -> bool {
     let in_pyproject = pyproject
         .as_ref()
         .and_then(|t| t.get("tool"))
@@ -206,13 +217,19 @@ fn python(cx: &Ctx<'_>) -> Detected {
     let isort_cfg = py_configured(cx, &pyproject, "isort", &[".isort.cfg"]);
     let flake8_cfg = py_configured(cx, &pyproject, "flake8", &[".flake8"]);
     if ruff_cfg || (cx.has("ruff").is_some() && !black_cfg && !flake8_cfg) {
-        d.checks.push(cx.check("lint", Kind::Lint, &["ruff", "check", "."], "ruff"));
         d.checks
-            .push(cx.check("format", Kind::Format, &["ruff", "format", "--check", "."], "ruff"));
+            .push(cx.check("lint", Kind::Lint, &["ruff", "check", "."], "ruff"));
+        d.checks.push(cx.check(
+            "format",
+            Kind::Format,
+            &["ruff", "format", "--check", "."],
+            "ruff",
+        ));
     } else {
         let mut any = false;
         if flake8_cfg || cx.has("flake8").is_some() {
-            d.checks.push(cx.check("lint", Kind::Lint, &["flake8", "."], "flake8"));
+            d.checks
+                .push(cx.check("lint", Kind::Lint, &["flake8", "."], "flake8"));
             any = true;
         }
         if black_cfg || cx.has("black").is_some() {
@@ -239,7 +256,8 @@ fn python(cx: &Ctx<'_>) -> Detected {
     }
 
     if py_configured(cx, &pyproject, "mypy", &["mypy.ini", ".mypy.ini"]) {
-        d.checks.push(cx.check("typecheck", Kind::Typecheck, &["mypy", "."], "mypy"));
+        d.checks
+            .push(cx.check("typecheck", Kind::Typecheck, &["mypy", "."], "mypy"));
     }
 
     // Tests: pytest with a JUnit report (xunit1 keeps the file attribute for annotations) and,
@@ -280,7 +298,11 @@ fn python(cx: &Ctx<'_>) -> Detected {
     }
 
     if cx.file("manage.py") {
-        let py = if cx.has("python").is_some() { "python" } else { "python3" };
+        let py = if cx.has("python").is_some() {
+            "python"
+        } else {
+            "python3"
+        };
         d.checks.push(cx.check(
             "migrations",
             Kind::Migrations,
@@ -357,8 +379,12 @@ fn node(cx: &Ctx<'_>) -> Detected {
         c.env.insert("JEST_JUNIT_OUTPUT_FILE".into(), junit.clone());
         c.env.insert("CI".into(), "true".into());
         d.junit.push(junit);
-        d.coverage
-            .push(cx.root.join("coverage/lcov.info").to_string_lossy().into_owned());
+        d.coverage.push(
+            cx.root
+                .join("coverage/lcov.info")
+                .to_string_lossy()
+                .into_owned(),
+        );
         d.coverage.push(
             cx.root
                 .join("coverage/cobertura-coverage.xml")
@@ -383,7 +409,12 @@ fn rust(cx: &Ctx<'_>) -> Detected {
         name: "rust",
         ..Detected::default()
     };
-    let mut fmt = cx.check("fmt", Kind::Format, &["cargo", "fmt", "--all", "--", "--check"], "cargo");
+    let mut fmt = cx.check(
+        "fmt",
+        Kind::Format,
+        &["cargo", "fmt", "--all", "--", "--check"],
+        "cargo",
+    );
     if fmt.missing.is_none() && cx.has("cargo-fmt").is_none() {
         fmt.missing = Some(Missing {
             tool: "cargo-fmt".into(),
@@ -395,7 +426,15 @@ fn rust(cx: &Ctx<'_>) -> Detected {
     let mut clippy = cx.check(
         "clippy",
         Kind::Lint,
-        &["cargo", "clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "cargo",
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
         "cargo",
     );
     if clippy.missing.is_none() && cx.has("cargo-clippy").is_none() {
@@ -407,24 +446,20 @@ fn rust(cx: &Ctx<'_>) -> Detected {
     }
     d.checks.push(clippy);
     if cx.has("cargo-nextest").is_some() {
-        // A tool config file adds a profile with a JUnit report without touching the repo's
-        // own .config/nextest.toml.
+        // A tool config file adds a profile with a JUnit report, and moves nextest's store into
+        // out_dir, without touching the repository's own .config/nextest.toml.
         let cfg_path = cx.out_dir.join("nextest-davit.toml");
+        let store = cx.out_dir.join("nextest");
         let _ = std::fs::create_dir_all(cx.out_dir);
         let _ = std::fs::write(
             &cfg_path,
-            "[profile.davit-gate]\nfail-fast = false\n\n[profile.davit-gate.junit]\npath = \"junit.xml\"\n",
+            format!(
+                "[store]\ndir = {}\n\n[profile.davit-gate]\nfail-fast = false\n\n\
+                 [profile.davit-gate.junit]\npath = \"junit.xml\"\n",
+                toml::Value::String(store.to_string_lossy().into_owned())
+            ),
         );
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|t| if t.is_absolute() { t } else { cx.root.join(t) })
-            .unwrap_or_else(|| cx.root.join("target"));
-        d.junit.push(
-            target
-                .join("nextest/davit-gate/junit.xml")
-                .to_string_lossy()
-                .into_owned(),
-        );
+        d.junit.push(cx.out("nextest/davit-gate/junit.xml"));
         let tool_cfg = format!("davit-gate:{}", cfg_path.to_string_lossy());
         let mut c = cx.check("test", Kind::Test, &[], "cargo");
         c.argv = [
@@ -443,8 +478,12 @@ fn rust(cx: &Ctx<'_>) -> Detected {
         .collect();
         d.checks.push(c);
     } else {
-        d.checks
-            .push(cx.check("test", Kind::Test, &["cargo", "test", "--workspace"], "cargo"));
+        d.checks.push(cx.check(
+            "test",
+            Kind::Test,
+            &["cargo", "test", "--workspace"],
+            "cargo",
+        ));
         d.notes.push(
             "rust: cargo-nextest is not installed, so tests run with cargo test and without a \
              JUnit report (cargo install cargo-nextest)"
@@ -484,10 +523,18 @@ mod tests {
         std::fs::create_dir(repo.path().join("tests")).unwrap();
         std::fs::write(repo.path().join("manage.py"), "").unwrap();
         let tools = tools_dir(&["ruff", "pytest", "python"]);
-        let found = detect(repo.path(), Path::new("/out"), &Wanted::Auto, Some(tools.path().as_os_str()));
+        let found = detect(
+            repo.path(),
+            Path::new("/out"),
+            &Wanted::Auto,
+            Some(tools.path().as_os_str()),
+        );
         assert_eq!(found.len(), 1);
         let py = &found[0];
-        assert_eq!(names(py), ["lint", "format", "typecheck", "test", "migrations"]);
+        assert_eq!(
+            names(py),
+            ["lint", "format", "typecheck", "test", "migrations"]
+        );
         // mypy is configured but not installed: named, with the install command.
         let missing: Vec<_> = py.checks.iter().filter_map(|c| c.missing.clone()).collect();
         assert_eq!(
@@ -499,11 +546,20 @@ mod tests {
             }]
         );
         let test = &py.checks[3];
-        assert!(test.argv.contains(&"--junitxml=/out/pytest-junit.xml".to_string()));
+        assert!(
+            test.argv
+                .contains(&"--junitxml=/out/pytest-junit.xml".to_string())
+        );
         assert_eq!(py.junit, ["/out/pytest-junit.xml"]);
         assert_eq!(
             py.checks[4].argv,
-            ["python", "manage.py", "makemigrations", "--check", "--dry-run"]
+            [
+                "python",
+                "manage.py",
+                "makemigrations",
+                "--check",
+                "--dry-run"
+            ]
         );
     }
 
@@ -512,7 +568,12 @@ mod tests {
         let repo = tempfile::tempdir().unwrap();
         std::fs::write(repo.path().join("requirements.txt"), "").unwrap();
         let tools = tools_dir(&[]);
-        let found = detect(repo.path(), Path::new("/o"), &Wanted::Auto, Some(tools.path().as_os_str()));
+        let found = detect(
+            repo.path(),
+            Path::new("/o"),
+            &Wanted::Auto,
+            Some(tools.path().as_os_str()),
+        );
         assert!(found[0].checks.is_empty());
         assert!(found[0].notes[0].contains("pip install ruff"));
     }
@@ -527,12 +588,20 @@ mod tests {
         .unwrap();
         std::fs::write(repo.path().join("pnpm-lock.yaml"), "").unwrap();
         let tools = tools_dir(&["npm"]);
-        let found = detect(repo.path(), Path::new("/o"), &Wanted::Auto, Some(tools.path().as_os_str()));
+        let found = detect(
+            repo.path(),
+            Path::new("/o"),
+            &Wanted::Auto,
+            Some(tools.path().as_os_str()),
+        );
         let node = &found[0];
         assert_eq!(names(node), ["lint", "typecheck", "test"]);
         assert_eq!(node.checks[1].argv, ["pnpm", "run", "type-check"]);
         assert_eq!(node.checks[2].missing.as_ref().unwrap().tool, "pnpm");
-        assert_eq!(node.checks[2].env["JEST_JUNIT_OUTPUT_FILE"], "/o/jest-junit.xml");
+        assert_eq!(
+            node.checks[2].env["JEST_JUNIT_OUTPUT_FILE"],
+            "/o/jest-junit.xml"
+        );
     }
 
     #[test]
@@ -551,6 +620,9 @@ mod tests {
         assert_eq!(found[0].checks[2].argv, ["cargo", "test", "--workspace"]);
         assert!(detect(repo.path(), repo.path(), &Wanted::Auto, None).is_empty());
         assert!(parse_spec("cobol").is_err());
-        assert_eq!(parse_spec("rust, python").unwrap(), Wanted::Only(vec!["rust", "python"]));
+        assert_eq!(
+            parse_spec("rust, python").unwrap(),
+            Wanted::Only(vec!["rust", "python"])
+        );
     }
 }

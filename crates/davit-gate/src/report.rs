@@ -148,7 +148,11 @@ impl TestRun {
     /// Slowest tests, slowest first.
     pub fn slowest(&self) -> Vec<SlowTest> {
         let mut v: Vec<SlowTest> = self.slowest.iter().map(|r| r.0.0.clone()).collect();
-        v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds).then_with(|| a.name.cmp(&b.name)));
+        v.sort_by(|a, b| {
+            b.seconds
+                .total_cmp(&a.seconds)
+                .then_with(|| a.name.cmp(&b.name))
+        });
         v
     }
 }
@@ -170,10 +174,7 @@ impl Sink for TestRun {
         }
         if outcome != Outcome::Skipped
             && (self.slowest.len() < SLOWEST
-                || self
-                    .slowest
-                    .peek()
-                    .is_some_and(|m| c.time > m.0.0.seconds))
+                || self.slowest.peek().is_some_and(|m| c.time > m.0.0.seconds))
         {
             self.slowest.push(Reverse(BySeconds(SlowTest {
                 name: c.full_name(),
@@ -225,8 +226,10 @@ impl Sink for TestRun {
 fn location_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(r#"(?:^|[\s("'\[])((?:[A-Za-z]:)?[\w.\-/\\]*[\w\-]\.[A-Za-z][A-Za-z0-9]{0,5}):(\d+)"#)
-            .expect("valid regex")
+        Regex::new(
+            r#"(?:^|[\s("'\[])((?:[A-Za-z]:)?[\w.\-/\\]*[\w\-]\.[A-Za-z][A-Za-z0-9]{0,5}):(\d+)"#,
+        )
+        .expect("valid regex")
     })
 }
 
@@ -361,7 +364,13 @@ fn fenced(text: &str, max: usize) -> String {
 impl GateReport {
     /// The plain-text table for logs: check, result, time.
     pub fn table(&self) -> String {
-        let w = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
+        let w = self
+            .checks
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         let rw = self
             .checks
             .iter()
@@ -371,7 +380,13 @@ impl GateReport {
             .max(6);
         let mut s = format!("{:w$}  {:rw$}  time\n", "check", "result");
         for c in &self.checks {
-            let _ = writeln!(s, "{:w$}  {:rw$}  {}", c.name, c.status.label(), secs(c.seconds));
+            let _ = writeln!(
+                s,
+                "{:w$}  {:rw$}  {}",
+                c.name,
+                c.status.label(),
+                secs(c.seconds)
+            );
         }
         s
     }
@@ -415,7 +430,11 @@ impl GateReport {
                 x.failed,
                 x.errors,
                 x.skipped,
-                if x.flaky > 0 { format!(", {} flaky", x.flaky) } else { String::new() },
+                if x.flaky > 0 {
+                    format!(", {} flaky", x.flaky)
+                } else {
+                    String::new()
+                },
                 secs(x.seconds),
                 t.reports.len(),
                 if t.reports.len() == 1 { "" } else { "s" }
@@ -423,7 +442,10 @@ impl GateReport {
             if !t.failures.is_empty() {
                 s.push_str("#### Failures\n\n");
                 for f in t.failures.iter().take(25) {
-                    let loc = f.location().map(|l| format!(" — `{l}`")).unwrap_or_default();
+                    let loc = f
+                        .location()
+                        .map(|l| format!(" — `{l}`"))
+                        .unwrap_or_default();
                     let _ = writeln!(
                         s,
                         "<details><summary>❌ <code>{}</code>{}: {}</summary>\n",
@@ -441,11 +463,16 @@ impl GateReport {
                 }
                 let more = t.failures.len().saturating_sub(25) as u64 + t.failures_omitted;
                 if more > 0 {
-                    let _ = writeln!(s, "…and {more} more failing tests (see gate.json and the reports).\n");
+                    let _ = writeln!(
+                        s,
+                        "…and {more} more failing tests (see gate.json and the reports).\n"
+                    );
                 }
             }
             if !t.slowest.is_empty() {
-                s.push_str("<details><summary>Slowest tests</summary>\n\n| Test | Time |\n|---|---|\n");
+                s.push_str(
+                    "<details><summary>Slowest tests</summary>\n\n| Test | Time |\n|---|---|\n",
+                );
                 for st in &t.slowest {
                     let _ = writeln!(s, "| `{}` | {} |", cell(&st.name), secs(st.seconds));
                 }
@@ -453,7 +480,11 @@ impl GateReport {
             }
         }
         if let Some(c) = &self.coverage {
-            let verdict = if c.shortfalls.is_empty() { "✅" } else { "❌" };
+            let verdict = if c.shortfalls.is_empty() {
+                "✅"
+            } else {
+                "❌"
+            };
             let min = c
                 .minimum
                 .map(|m| format!(" (minimum {m}%)"))
@@ -527,9 +558,15 @@ mod tests {
             ..TestCase::default()
         };
         c.detail.text = "def test_x():\n>  assert f()\n\ncalc/f.py:3: in f\ntests/test_lib.py:22: AssertionError".into();
-        assert_eq!(locate(&c, root), (Some("tests/test_lib.py".into()), Some(22)));
+        assert_eq!(
+            locate(&c, root),
+            (Some("tests/test_lib.py".into()), Some(22))
+        );
         c.file = None;
-        assert_eq!(locate(&c, root), (Some("tests/test_lib.py".into()), Some(22)));
+        assert_eq!(
+            locate(&c, root),
+            (Some("tests/test_lib.py".into()), Some(22))
+        );
         c.file = Some("/repo/src/a.php".into());
         c.line = Some(7);
         assert_eq!(locate(&c, root), (Some("src/a.php".into()), Some(7)));

@@ -30,14 +30,21 @@ use crate::services::{self, NeverReady, Ready};
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
     Passed,
-    Failed { exit_code: Option<i32>, signal: Option<i32> },
+    Failed {
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+    },
     TimedOut,
     /// Stopped because another check failed and fail-fast is on.
     Cancelled,
     /// Never started: fail-fast, or the services it needs never came up.
-    NotRun { reason: String },
+    NotRun {
+        reason: String,
+    },
     /// The program could not be started.
-    SpawnError { error: String },
+    SpawnError {
+        error: String,
+    },
 }
 
 impl Status {
@@ -118,7 +125,11 @@ pub async fn run_checks(settings: &Settings, gha: &Gha) -> std::io::Result<RunOu
                 match &r {
                     Ok(ready) => {
                         for s in ready {
-                            gha.log(&format!("{} is ready after {:.1}s", s.service, s.after.as_secs_f64()));
+                            gha.log(&format!(
+                                "{} is ready after {:.1}s",
+                                s.service,
+                                s.after.as_secs_f64()
+                            ));
                         }
                     }
                     Err(e) => gha.log(&format!("error: {e}")),
@@ -170,10 +181,11 @@ pub async fn run_checks(settings: &Settings, gha: &Gha) -> std::io::Result<RunOu
                 }
             }
             let res = execute(check, &log, &mut cancel).await;
-            drop(permit);
+            // Cancel before giving the slot back, so no waiting check starts in between.
             if !res.status.ok() && settings.fail_fast && res.status != Status::Cancelled {
                 let _ = cancel_tx.send(Some(format!("fail-fast after {} failed", check.name)));
             }
+            drop(permit);
             print_log(gha, &res);
             Some(res)
         }));
@@ -227,7 +239,12 @@ async fn execute(
         Ok(f) => f,
         Err(e) => return spawn_err(e),
     };
-    let _ = writeln!(file, "$ {}  (in {})", check.run.display(), check.dir.display());
+    let _ = writeln!(
+        file,
+        "$ {}  (in {})",
+        check.run.display(),
+        check.dir.display()
+    );
     let (mut reader, writer) = match std::io::pipe() {
         Ok(p) => p,
         Err(e) => return spawn_err(e),
@@ -306,8 +323,17 @@ async fn execute(
                 "\n[davit-gate] {} timed out after {:?} and was stopped",
                 check.name, check.timeout
             ),
-            Status::Cancelled => writeln!(file, "\n[davit-gate] {} was cancelled (fail-fast)", check.name),
-            s => writeln!(file, "\n[davit-gate] {} after {:.1}s", s.label(), elapsed.as_secs_f64()),
+            Status::Cancelled => writeln!(
+                file,
+                "\n[davit-gate] {} was cancelled (fail-fast)",
+                check.name
+            ),
+            s => writeln!(
+                file,
+                "\n[davit-gate] {} after {:.1}s",
+                s.label(),
+                elapsed.as_secs_f64()
+            ),
         };
     }
     CheckResult {
@@ -318,7 +344,13 @@ async fn execute(
 
 /// Print a finished check's whole log in one collapsed group.
 fn print_log(gha: &Gha, r: &CheckResult) {
-    gha.group_start(&format!("{} {} — {} in {:.1}s", r.status.icon(), r.name, r.status.label(), r.seconds));
+    gha.group_start(&format!(
+        "{} {} — {} in {:.1}s",
+        r.status.icon(),
+        r.name,
+        r.status.label(),
+        r.seconds
+    ));
     if let Ok(f) = File::open(&r.log) {
         // Whole lines, in batches, so a huge log never sits in memory at once.
         let mut batch = String::new();

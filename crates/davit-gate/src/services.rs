@@ -69,7 +69,9 @@ impl Service {
         };
         let hostport = hostport.split('?').next().unwrap_or("");
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, rest) = v6.split_once(']').ok_or_else(|| bad(s, "unclosed [ in host"))?;
+            let (h, rest) = v6
+                .split_once(']')
+                .ok_or_else(|| bad(s, "unclosed [ in host"))?;
             (h.to_string(), rest.strip_prefix(':'))
         } else {
             match hostport.rsplit_once(':') {
@@ -103,8 +105,16 @@ impl Service {
             "tcp" => Probe::Tcp,
             "redis" => Probe::Redis { password },
             _ => {
-                let user = if user.is_empty() { "postgres".to_string() } else { user };
-                let database = if path.is_empty() { user.clone() } else { path.to_string() };
+                let user = if user.is_empty() {
+                    "postgres".to_string()
+                } else {
+                    user
+                };
+                let database = if path.is_empty() {
+                    user.clone()
+                } else {
+                    path.to_string()
+                };
                 Probe::Postgres { user, database }
             }
         };
@@ -147,7 +157,10 @@ async fn postgres(stream: &mut TcpStream, user: &str, database: &str) -> Result<
     body.push(0);
     let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
     msg.extend_from_slice(&body);
-    stream.write_all(&msg).await.map_err(|e| format!("send: {e}"))?;
+    stream
+        .write_all(&msg)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
     let mut tag = [0u8; 1];
     stream
         .read_exact(&mut tag)
@@ -157,10 +170,16 @@ async fn postgres(stream: &mut TcpStream, user: &str, database: &str) -> Result<
         b'R' => Ok(()),
         b'E' => {
             let mut len = [0u8; 4];
-            stream.read_exact(&mut len).await.map_err(|e| e.to_string())?;
+            stream
+                .read_exact(&mut len)
+                .await
+                .map_err(|e| e.to_string())?;
             let n = (i32::from_be_bytes(len).max(4) as usize - 4).min(8192);
             let mut payload = vec![0u8; n];
-            stream.read_exact(&mut payload).await.map_err(|e| e.to_string())?;
+            stream
+                .read_exact(&mut payload)
+                .await
+                .map_err(|e| e.to_string())?;
             let mut code = String::new();
             let mut message = String::new();
             for field in payload.split(|b| *b == 0) {
@@ -178,7 +197,10 @@ async fn postgres(stream: &mut TcpStream, user: &str, database: &str) -> Result<
                 Ok(())
             }
         }
-        other => Err(format!("unexpected answer {:?}: not PostgreSQL?", other as char)),
+        other => Err(format!(
+            "unexpected answer {:?}: not PostgreSQL?",
+            other as char
+        )),
     }
 }
 
@@ -189,7 +211,9 @@ async fn redis(stream: &mut TcpStream, password: Option<&Secret<String>>) -> Res
     if let Some(p) = password {
         let p = p.expose();
         let cmd = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{p}\r\n", p.len());
-        w.write_all(cmd.as_bytes()).await.map_err(|e| e.to_string())?;
+        w.write_all(cmd.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         r.read_line(&mut line).await.map_err(|e| e.to_string())?;
         if !line.starts_with("+OK") {
             return Err(format!("AUTH refused: {}", line.trim()));
@@ -284,7 +308,9 @@ pub async fn wait_all(services: &[Service], deadline: Duration) -> Result<Vec<Re
 }
 
 /// `join_all` without pulling in the futures crate: spawn-free, polls all probes concurrently.
-pub(crate) async fn join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: std::future::Future>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     let mut set = Vec::new();
     for f in futs {
         set.push(Box::pin(f));
@@ -319,14 +345,23 @@ mod tests {
     fn parsing_defaults_and_redaction() {
         let s = Service::parse("postgres://app:s3cret@db:5433/shop").unwrap();
         assert_eq!((s.host.as_str(), s.port), ("db", 5433));
-        assert!(matches!(&s.probe, Probe::Postgres { user, database } if user == "app" && database == "shop"));
+        assert!(
+            matches!(&s.probe, Probe::Postgres { user, database } if user == "app" && database == "shop")
+        );
         assert_eq!(s.to_string(), "postgres://db:5433");
         assert!(!format!("{s:?}").contains("s3cret"));
         let r = Service::parse("redis://:pw@localhost").unwrap();
         assert_eq!(r.port, 6379);
         assert!(matches!(&r.probe, Probe::Redis { password: Some(p) } if p.expose() == "pw"));
         assert_eq!(Service::parse("tcp://[::1]:9200").unwrap().host, "::1");
-        for bad in ["tcp://host", "http://x:1", "localhost:5432", "tcp://-oProxy:22", "tcp://h:0", "redis://:hunter2@x:99999"] {
+        for bad in [
+            "tcp://host",
+            "http://x:1",
+            "localhost:5432",
+            "tcp://-oProxy:22",
+            "tcp://h:0",
+            "redis://:hunter2@x:99999",
+        ] {
             let e = Service::parse(bad).unwrap_err();
             assert_eq!(e.exit, davit_core::Exit::BadInput, "{bad}");
             assert!(!e.message.contains("hunter2"), "{}", e.message);
@@ -369,7 +404,9 @@ mod tests {
             Service::parse(&format!("tcp://127.0.0.1:{up_port}")).unwrap(),
             Service::parse(&format!("postgres://127.0.0.1:{port}")).unwrap(),
         ];
-        let err = wait_all(&svcs, Duration::from_millis(600)).await.unwrap_err();
+        let err = wait_all(&svcs, Duration::from_millis(600))
+            .await
+            .unwrap_err();
         assert_eq!(err.down.len(), 1);
         assert_eq!(err.down[0].0, format!("postgres://127.0.0.1:{port}"));
         assert!(err.to_string().contains("never came up"), "{err}");

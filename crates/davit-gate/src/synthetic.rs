@@ -52,7 +52,10 @@ pub fn write_report(w: impl Write, target_bytes: u64) -> io::Result<Counts> {
     while w.n < target_bytes {
         suite += 1;
         writeln!(w, r#"  <testsuite name="pkg{suite}" tests="1000">"#)?;
-        writeln!(w, r#"    <testsuite name="pkg{suite}.inner" file="src/pkg{suite}/mod.rs">"#)?;
+        writeln!(
+            w,
+            r#"    <testsuite name="pkg{suite}.inner" file="src/pkg{suite}/mod.rs">"#
+        )?;
         for i in 0..1000u64 {
             let id = suite * 1000 + i;
             c.tests += 1;
@@ -63,17 +66,27 @@ pub fn write_report(w: impl Write, target_bytes: u64) -> io::Result<Counts> {
             if id % 50 == 7 {
                 if id % 100 == 7 {
                     c.failed += 1;
-                    write!(w, r#"<failure message="assert {id} == {} &lt;diff&gt;" type="AssertionError">"#, id + 1)?;
+                    write!(
+                        w,
+                        r#"<failure message="assert {id} == {} &lt;diff&gt;" type="AssertionError">"#,
+                        id + 1
+                    )?;
                 } else {
                     c.errors += 1;
-                    write!(w, r#"<error message="RuntimeError: boom {id}" type="RuntimeError">"#)?;
+                    write!(
+                        w,
+                        r#"<error message="RuntimeError: boom {id}" type="RuntimeError">"#
+                    )?;
                 }
                 if id % 5000 == 7 {
                     c.oversized += 1;
                     w.write_all(big_body.as_bytes())?;
                 } else {
                     for l in 0..20 {
-                        write!(w, "  File \"tests/test_pkg{suite}.py\", line {l}, in test_case_{id}\n    assert value &gt; limit &amp;&amp; ok\n")?;
+                        write!(
+                            w,
+                            "  File \"tests/test_pkg{suite}.py\", line {l}, in test_case_{id}\n    assert value &gt; limit &amp;&amp; ok\n"
+                        )?;
                     }
                 }
                 if id % 100 == 7 {
@@ -88,7 +101,10 @@ pub fn write_report(w: impl Write, target_bytes: u64) -> io::Result<Counts> {
                 c.passed += 1;
                 if id % 500 == 11 {
                     c.flaky += 1;
-                    write!(w, r#"<flakyFailure message="timing" type="AssertionError"><stackTrace><![CDATA[at Foo.bar(Foo.java:1)]]></stackTrace></flakyFailure>"#)?;
+                    write!(
+                        w,
+                        r#"<flakyFailure message="timing" type="AssertionError"><stackTrace><![CDATA[at Foo.bar(Foo.java:1)]]></stackTrace></flakyFailure>"#
+                    )?;
                 }
             }
             write!(

@@ -25,24 +25,45 @@ fn huge_report_in_bounded_memory() {
     let t = run.totals;
     assert_eq!(
         (t.tests, t.passed, t.failed, t.errors, t.skipped, t.flaky),
-        (want.tests, want.passed, want.failed, want.errors, want.skipped, want.flaky)
+        (
+            want.tests,
+            want.passed,
+            want.failed,
+            want.errors,
+            want.skipped,
+            want.flaky
+        )
     );
     assert!(want.failed + want.errors > MAX_FAILURES as u64);
     assert_eq!(run.failures.len(), MAX_FAILURES);
-    assert_eq!(run.failures_omitted, want.failed + want.errors - MAX_FAILURES as u64);
+    assert_eq!(
+        run.failures_omitted,
+        want.failed + want.errors - MAX_FAILURES as u64
+    );
     // The first failure with an oversized body is kept, cut at the cap and marked as cut.
-    let big = run.failures.iter().find(|f| f.detail.truncated).expect("a truncated failure");
+    let big = run
+        .failures
+        .iter()
+        .find(|f| f.detail.truncated)
+        .expect("a truncated failure");
     assert_eq!(big.detail.text.len(), TEXT_CAP);
-    assert_eq!(run.failures.iter().filter(|f| f.detail.truncated).count() as u64, {
-        // oversized bodies among the failures that were kept (every 100th failure/error)
-        let kept_ids = (0..).map(|k| 1007 + 50 * k).take(MAX_FAILURES);
-        kept_ids.filter(|id| id % 5000 == 7).count() as u64
-    });
+    assert_eq!(
+        run.failures.iter().filter(|f| f.detail.truncated).count() as u64,
+        {
+            // oversized bodies among the failures that were kept (every 100th failure/error)
+            let kept_ids = (0..).map(|k| 1007 + 50 * k).take(MAX_FAILURES);
+            kept_ids.filter(|id| id % 5000 == 7).count() as u64
+        }
+    );
     // The report is 100 MB; what the reader holds must not grow with it. 200 failures with up
     // to 64 KiB of text each bounds the kept state near 13 MB even in the worst case.
     if before > 0 && peak > 0 {
         let grew = peak.saturating_sub(before);
-        assert!(grew < 48 * 1024 * 1024, "peak RSS grew by {} MiB", grew >> 20);
+        assert!(
+            grew < 48 * 1024 * 1024,
+            "peak RSS grew by {} MiB",
+            grew >> 20
+        );
     }
 }
 
@@ -62,7 +83,9 @@ fn cut_off_report_names_file_and_line() {
     std::fs::write(&cut, &bytes[..at]).unwrap();
     let mut run = TestRun::new(Path::new("/"));
     let err = junit::parse_file(&cut, &mut run).unwrap_err();
-    let JunitError::Malformed { line, .. } = &err else { panic!("{err:?}") };
+    let JunitError::Malformed { line, .. } = &err else {
+        panic!("{err:?}")
+    };
     let lines = bytes[..at].iter().filter(|b| **b == b'\n').count() as u64 + 1;
     assert_eq!(*line, lines, "{err}");
     assert!(err.to_string().contains("cut.xml:"), "{err}");
@@ -76,8 +99,14 @@ fn mangled_markup_is_an_error_not_a_crash() {
     let (_, bytes) = small_report(dir.path());
     let text = String::from_utf8(bytes).unwrap();
     for (name, bad) in [
-        ("mismatch.xml", text.replacen("</testcase>", "</testcasX>", 3)),
-        ("attr.xml", text.replacen("name=\"test_case", "name=test_case", 1)),
+        (
+            "mismatch.xml",
+            text.replacen("</testcase>", "</testcasX>", 3),
+        ),
+        (
+            "attr.xml",
+            text.replacen("name=\"test_case", "name=test_case", 1),
+        ),
         ("binary.xml", {
             let mut t = text.clone();
             t.insert_str(t.len() / 2, "\u{0}<<<>>>&&&");
@@ -88,7 +117,10 @@ fn mangled_markup_is_an_error_not_a_crash() {
         std::fs::write(&p, bad).unwrap();
         let mut run = TestRun::new(Path::new("/"));
         let err = junit::parse_file(&p, &mut run).unwrap_err();
-        assert!(matches!(err, JunitError::Malformed { .. }), "{name}: {err:?}");
+        assert!(
+            matches!(err, JunitError::Malformed { .. }),
+            "{name}: {err:?}"
+        );
         assert!(err.to_string().contains(name), "{err}");
     }
     // Not JUnit at all.

@@ -40,33 +40,72 @@ const EXPECTED: &[(&str, Expect)] = &[
     ("action-junit-report/catch2/report.xml", e(1, 0, 1, 0, 0, 0)),
     // cargo-nextest: test_failure fails; two pass; system-out/err on each case.
     ("action-junit-report/nextest/basic.xml", e(3, 2, 1, 0, 0, 0)),
-    ("dorny-test-reporter/empty/jest-junit-empty-testsuite.xml", e(0, 0, 0, 0, 0, 0)),
+    (
+        "dorny-test-reporter/empty/jest-junit-empty-testsuite.xml",
+        e(0, 0, 0, 0, 0, 0),
+    ),
     // jest-junit: suite 1 has 1 passing + 3 failing, suite 2 one failing + one skipped.
     ("dorny-test-reporter/jest-junit.xml", e(6, 1, 4, 0, 1, 0)),
     // Nette Tester: 65 cases, 3 <skipped/>, 1 <failure> (the suite says errors="1").
-    ("dorny-test-reporter/nette-tester/tester-v1.7-report.xml", e(65, 61, 1, 0, 3, 0)),
+    (
+        "dorny-test-reporter/nette-tester/tester-v1.7-report.xml",
+        e(65, 61, 1, 0, 3, 0),
+    ),
     // PHPUnit: 2 failing .phpt cases + 10 passing in nested suites.
-    ("dorny-test-reporter/phpunit/phpunit.xml", e(12, 10, 2, 0, 0, 0)),
+    (
+        "dorny-test-reporter/phpunit/phpunit.xml",
+        e(12, 10, 2, 0, 0, 0),
+    ),
     // pytest: 10 cases (the suite claims 15): 2 failures, skip + xfail skipped.
-    ("dorny-test-reporter/python-xunit-pytest.xml", e(10, 6, 2, 0, 2, 0)),
+    (
+        "dorny-test-reporter/python-xunit-pytest.xml",
+        e(10, 6, 2, 0, 2, 0),
+    ),
     // Swift: "test_always_skip" has no <skipped>, so it passed.
     ("dorny-test-reporter/swift-xunit.xml", e(3, 2, 1, 0, 0, 0)),
     // Surefire: one case with <failure> and 3 <rerunFailure> (the suite says tests=4 failures=4).
-    ("jenkins-junit-plugin/gh-237/TEST-io.olamy.AlwaysFailTest.xml", e(1, 0, 1, 0, 0, 0)),
+    (
+        "jenkins-junit-plugin/gh-237/TEST-io.olamy.AlwaysFailTest.xml",
+        e(1, 0, 1, 0, 0, 0),
+    ),
     // Surefire: one case with 2 <flakyFailure> and no final failure: passed, flaky.
-    ("jenkins-junit-plugin/gh-237/TEST-io.olamy.FlakyTest.xml", e(1, 1, 0, 0, 0, 1)),
+    (
+        "jenkins-junit-plugin/gh-237/TEST-io.olamy.FlakyTest.xml",
+        e(1, 1, 0, 0, 0, 1),
+    ),
     // Bazel: one <error>; the log is the suite's <system-out>.
-    ("publish-unit-test-result-action/junit-xml/bazel/suite-logs.xml", e(1, 0, 0, 1, 0, 0)),
+    (
+        "publish-unit-test-result-action/junit-xml/bazel/suite-logs.xml",
+        e(1, 0, 0, 1, 0, 0),
+    ),
     // skipped+failure+error -> error; skipped+failure -> failed; skipped; passed.
-    ("publish-unit-test-result-action/junit-xml/junit.multiresult.xml", e(4, 1, 1, 1, 1, 0)),
+    (
+        "publish-unit-test-result-action/junit-xml/junit.multiresult.xml",
+        e(4, 1, 1, 1, 1, 0),
+    ),
     // mocha: 109 passing cases, root element <testsuite>.
-    ("publish-unit-test-result-action/junit-xml/mocha/latex-utensils.xml", e(109, 109, 0, 0, 0, 0)),
-    ("publish-unit-test-result-action/junit-xml/no-attributes.xml", e(4, 1, 1, 1, 1, 0)),
+    (
+        "publish-unit-test-result-action/junit-xml/mocha/latex-utensils.xml",
+        e(109, 109, 0, 0, 0, 0),
+    ),
+    (
+        "publish-unit-test-result-action/junit-xml/no-attributes.xml",
+        e(4, 1, 1, 1, 1, 0),
+    ),
     // Suites three deep; 5 cases at different levels.
-    ("publish-unit-test-result-action/junit-xml/testsuite-in-testsuite.xml", e(5, 5, 0, 0, 0, 0)),
-    ("publish-unit-test-result-action/junit-xml/with-xml-entities.xml", e(4, 0, 1, 1, 2, 0)),
+    (
+        "publish-unit-test-result-action/junit-xml/testsuite-in-testsuite.xml",
+        e(5, 5, 0, 0, 0, 0),
+    ),
+    (
+        "publish-unit-test-result-action/junit-xml/with-xml-entities.xml",
+        e(4, 0, 1, 1, 2, 0),
+    ),
     // xUnit.net: starts with a UTF-8 BOM.
-    ("publish-unit-test-result-action/junit-xml/xunit/xunit.xml", e(2, 2, 0, 0, 0, 0)),
+    (
+        "publish-unit-test-result-action/junit-xml/xunit/xunit.xml",
+        e(2, 2, 0, 0, 0, 0),
+    ),
 ];
 
 const CORRUPT: &str = "publish-unit-test-result-action/junit-xml/pytest/corrupt-xml.xml";
@@ -84,7 +123,9 @@ fn totals(path: &Path) -> (Expect, TestRun) {
 
 #[test]
 fn every_fixture_parses_to_the_expected_totals() {
-    let Some(dir) = common::junit_fixtures() else { return };
+    let Some(dir) = common::junit_fixtures() else {
+        return;
+    };
     for (file, want) in EXPECTED {
         let (got, _) = totals(&dir.join(file));
         assert_eq!(got, *want, "{file}");
@@ -110,11 +151,16 @@ fn cases(path: &Path) -> Vec<TestCase> {
 
 #[test]
 fn details_survive_parsing() {
-    let Some(dir) = common::junit_fixtures() else { return };
+    let Some(dir) = common::junit_fixtures() else {
+        return;
+    };
 
     let (_, run) = totals(&dir.join("action-junit-report/catch2/report.xml"));
     let f = &run.failures[0];
-    assert_eq!(f.file.as_deref(), Some("test/unit/detail/utility/is_constant_evaluated.cpp"));
+    assert_eq!(
+        f.file.as_deref(),
+        Some("test/unit/detail/utility/is_constant_evaluated.cpp")
+    );
     assert_eq!(f.line, Some(19));
     assert_eq!(f.headline(), "REQUIRE(v == 1) expands to 0 == 10");
 
@@ -130,13 +176,24 @@ fn details_survive_parsing() {
     junit::parse_file(&dir.join("action-junit-report/nextest/basic.xml"), &mut run).unwrap();
     let f = &run.failures[0];
     assert_eq!(f.name, "oxidized_navigation::parry3d.test_failure");
-    assert_eq!((f.file.as_deref(), f.line), (Some("tests/parry3d.rs"), Some(154)));
+    assert_eq!(
+        (f.file.as_deref(), f.line),
+        (Some("tests/parry3d.rs"), Some(154))
+    );
     assert!(f.system_out.text.contains("test test_failure ... FAILED"));
-    assert!(f.system_err.text.contains("panicked at tests/parry3d.rs:154:5"));
+    assert!(
+        f.system_err
+            .text
+            .contains("panicked at tests/parry3d.rs:154:5")
+    );
 
     let v = cases(&dir.join("jenkins-junit-plugin/gh-237/TEST-io.olamy.AlwaysFailTest.xml"));
     assert_eq!((v[0].outcome(), v[0].rerun_failures), (Outcome::Failed, 3));
-    assert!(v[0].detail.text.starts_with("junit.framework.AssertionFailedError: built to fail"));
+    assert!(
+        v[0].detail
+            .text
+            .starts_with("junit.framework.AssertionFailedError: built to fail")
+    );
     assert_eq!(v[0].system_out.text, "this will fail for real\n");
     let v = cases(&dir.join("jenkins-junit-plugin/gh-237/TEST-io.olamy.FlakyTest.xml"));
     assert_eq!((v[0].outcome(), v[0].flaky_attempts), (Outcome::Passed, 2));
@@ -145,35 +202,62 @@ fn details_survive_parsing() {
 
     let v = cases(&dir.join("publish-unit-test-result-action/junit-xml/with-xml-entities.xml"));
     assert_eq!(v[0].name, "Test with \"quotes\" in the test name");
-    assert_eq!(v[1].message.as_deref(), Some("A message with 'apostrophes'"));
+    assert_eq!(
+        v[1].message.as_deref(),
+        Some("A message with 'apostrophes'")
+    );
     assert_eq!(v[2].detail.text, "Content with &");
     assert_eq!(v[3].name, "Test with < and > in the test name");
 
     // Bazel's suite-level log is attached to the failing case.
-    let (_, run) = totals(&dir.join("publish-unit-test-result-action/junit-xml/bazel/suite-logs.xml"));
-    assert!(run.failures[0].system_out.text.contains("ModuleNotFoundError: No module named 'non_existent_package'"));
+    let (_, run) =
+        totals(&dir.join("publish-unit-test-result-action/junit-xml/bazel/suite-logs.xml"));
+    assert!(
+        run.failures[0]
+            .system_out
+            .text
+            .contains("ModuleNotFoundError: No module named 'non_existent_package'")
+    );
     assert_eq!(run.failures[0].headline(), "exited with error code 1");
 
-    let v = cases(&dir.join("publish-unit-test-result-action/junit-xml/testsuite-in-testsuite.xml"));
+    let v =
+        cases(&dir.join("publish-unit-test-result-action/junit-xml/testsuite-in-testsuite.xml"));
     let suites: Vec<&str> = v.iter().map(|c| c.suite.as_str()).collect();
-    assert_eq!(suites, ["TestSuite1", "TestSuite1", "TestSuite2.1", "TestSuite2", "Project Test Suite"]);
+    assert_eq!(
+        suites,
+        [
+            "TestSuite1",
+            "TestSuite1",
+            "TestSuite2.1",
+            "TestSuite2",
+            "Project Test Suite"
+        ]
+    );
     assert_eq!(v[0].file.as_deref(), Some("/somepath"));
     assert_eq!(v[0].line, Some(34));
 
     // PHPUnit: absolute file attributes, made relative when under the project root.
     let mut run = TestRun::new(Path::new("/home/matteo/OSS/phpunit"));
     run.start_report("phpunit.xml");
-    junit::parse_file(&dir.join("dorny-test-reporter/phpunit/phpunit.xml"), &mut run).unwrap();
+    junit::parse_file(
+        &dir.join("dorny-test-reporter/phpunit/phpunit.xml"),
+        &mut run,
+    )
+    .unwrap();
     assert_eq!(
         run.failures[0].file.as_deref(),
-        Some("tests/end-to-end/metadata/targeting-traits-with-coversclass-attribute-is-deprecated.phpt")
+        Some(
+            "tests/end-to-end/metadata/targeting-traits-with-coversclass-attribute-is-deprecated.phpt"
+        )
     );
     assert_eq!(run.failures[0].line, Some(28));
 }
 
 #[test]
 fn corrupt_report_is_a_clear_error_with_file_and_position() {
-    let Some(dir) = common::junit_fixtures() else { return };
+    let Some(dir) = common::junit_fixtures() else {
+        return;
+    };
     let path = dir.join(CORRUPT);
     let mut run = TestRun::new(Path::new("/"));
     let err = junit::parse_file(&path, &mut run).unwrap_err();
@@ -195,7 +279,9 @@ fn corrupt_report_is_a_clear_error_with_file_and_position() {
 /// gate says no (exit 1) because it cannot vouch for a report it cannot read.
 #[test]
 fn glob_over_all_fixtures_through_the_binary() {
-    let Some(dir) = common::junit_fixtures() else { return };
+    let Some(dir) = common::junit_fixtures() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let o = common::gate()
         .arg("--dir")
@@ -206,7 +292,12 @@ fn glob_over_all_fixtures_through_the_binary() {
         .arg(tmp.path().join("out"))
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let sum = EXPECTED.iter().fold(e(0, 0, 0, 0, 0, 0), |a, (_, x)| {
         e(
@@ -226,7 +317,10 @@ fn glob_over_all_fixtures_through_the_binary() {
     assert_eq!(t["errors"].as_u64(), Some(sum.errors));
     assert_eq!(t["skipped"].as_u64(), Some(sum.skipped));
     assert_eq!(t["flaky"].as_u64(), Some(sum.flaky));
-    assert_eq!(j["tests"]["reports"].as_array().unwrap().len(), EXPECTED.len() + 1);
+    assert_eq!(
+        j["tests"]["reports"].as_array().unwrap().len(),
+        EXPECTED.len() + 1
+    );
     let problems = j["problems"].to_string();
     assert!(problems.contains("corrupt-xml.xml:11:"), "{problems}");
 }

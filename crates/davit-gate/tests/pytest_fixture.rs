@@ -59,8 +59,8 @@ fn run_gate(
         cmd.env(k, v);
     }
     let o = cmd.output().unwrap();
-    let json =
-        std::fs::read_to_string(tmp.path().join("gate/gate.json")).unwrap_or_else(|_| "null".into());
+    let json = std::fs::read_to_string(tmp.path().join("gate/gate.json"))
+        .unwrap_or_else(|_| "null".into());
     Run {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -80,17 +80,35 @@ fn failing_test_is_annotated_summarised_and_exits_1() {
     let annotation = format!(
         "::error title=tests.test_failing.test_subtract failed,file=tests/test_failing.py,line={line}::"
     );
-    assert!(r.stdout.contains(&annotation), "no {annotation} in:\n{}", r.stdout);
     assert!(
-        r.summary.contains("**3** tests: **1** passed, **1** failed, **0** errors, **1** skipped"),
+        r.stdout.contains(&annotation),
+        "no {annotation} in:\n{}",
+        r.stdout
+    );
+    assert!(
+        r.summary
+            .contains("**3** tests: **1** passed, **1** failed, **0** errors, **1** skipped"),
         "{}",
         r.summary
     );
-    assert!(r.summary.contains(&format!("`tests/test_failing.py:{line}`")), "{}", r.summary);
-    assert!(r.summary.contains("| `test` | ❌ failed (exit 1)"), "{}", r.summary);
+    assert!(
+        r.summary
+            .contains(&format!("`tests/test_failing.py:{line}`")),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains("| `test` | ❌ failed (exit 1)"),
+        "{}",
+        r.summary
+    );
     assert!(r.summary.contains("### Coverage"), "{}", r.summary);
     // The check's whole output is in its own collapsed group.
-    assert!(r.stdout.contains("::group::❌ test — failed (exit 1)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("::group::❌ test — failed (exit 1)"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("short test summary info"), "{}", r.stdout);
     assert_eq!(r.outputs["passed"], "1");
     assert_eq!(r.outputs["failed"], "1");
@@ -98,7 +116,10 @@ fn failing_test_is_annotated_summarised_and_exits_1() {
     assert_eq!(r.outputs["result"], "fail");
     assert_eq!(r.outputs["failed-checks"], "test");
     let t = &r.json["tests"]["totals"];
-    assert_eq!((t["tests"].as_u64(), t["skipped"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(
+        (t["tests"].as_u64(), t["skipped"].as_u64()),
+        (Some(3), Some(1))
+    );
 }
 
 #[test]
@@ -107,15 +128,23 @@ fn without_the_failing_test_it_passes_with_coverage() {
     let r = run_gate(&bin, true, true, &[]);
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains("::error"), "{}", r.stdout);
-    assert!(r.summary.contains("## ✅ davit gate: passed"), "{}", r.summary);
     assert!(
-        r.summary.contains("**2** tests: **1** passed, **0** failed, **0** errors, **1** skipped"),
+        r.summary.contains("## ✅ davit gate: passed"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary
+            .contains("**2** tests: **1** passed, **0** failed, **0** errors, **1** skipped"),
         "{}",
         r.summary
     );
     let cov = &r.json["coverage"];
     // calc/ops.py has 8 statements; the fixture's tests run 4 of them (the defs and add's body).
-    assert_eq!((cov["covered"].as_u64(), cov["lines"].as_u64()), (Some(4), Some(8)));
+    assert_eq!(
+        (cov["covered"].as_u64(), cov["lines"].as_u64()),
+        (Some(4), Some(8))
+    );
     assert_eq!(r.outputs["coverage"], "50.00");
 }
 
@@ -126,11 +155,18 @@ fn coverage_below_the_minimum_exits_1() {
     assert_eq!(r.code, 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     // `%` is escaped as %25 in workflow commands.
     assert!(
-        r.stdout.contains("::error title=coverage::total line coverage 50.0%25 is below the minimum 90%25"),
+        r.stdout.contains(
+            "::error title=coverage::total line coverage 50.0%25 is below the minimum 90%25"
+        ),
         "{}",
         r.stdout
     );
-    assert!(r.summary.contains("❌ **50.0%** of 8 lines in 1 files (minimum 90%)"), "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("❌ **50.0%** of 8 lines in 1 files (minimum 90%)"),
+        "{}",
+        r.summary
+    );
 }
 
 #[test]
@@ -140,12 +176,22 @@ fn locally_the_summary_prints_to_the_terminal() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     let line = failing_line();
     assert!(
-        r.stderr.contains(&format!("error: tests/test_failing.py:{line}: tests.test_failing.test_subtract failed")),
+        r.stderr.contains(&format!(
+            "error: tests/test_failing.py:{line}: tests.test_failing.test_subtract failed"
+        )),
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("## ❌ davit gate: failed"), "{}", r.stderr);
-    assert!(r.stderr.contains("**1** passed, **1** failed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("## ❌ davit gate: failed"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("**1** passed, **1** failed"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("output passed=1"), "{}", r.stderr);
     // stdout is data only.
     assert_eq!(r.stdout, "");

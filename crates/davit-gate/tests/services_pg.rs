@@ -25,7 +25,10 @@ fn pg_bin(name: &str) -> Option<PathBuf> {
         .map(|e| e.path().join("bin"))
         .collect();
     dirs.sort();
-    dirs.into_iter().rev().map(|d| d.join(name)).find(|p| p.is_file())
+    dirs.into_iter()
+        .rev()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 fn is_root() -> bool {
@@ -42,7 +45,10 @@ fn pg(as_postgres: bool, prog: &Path, args: &[&str]) -> Result<(), String> {
     } else {
         Command::new(prog)
     };
-    let out = cmd.args(args).output().map_err(|e| format!("{}: {e}", prog.display()))?;
+    let out = cmd
+        .args(args)
+        .output()
+        .map_err(|e| format!("{}: {e}", prog.display()))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -81,12 +87,20 @@ fn start_cluster() -> Result<Cluster, String> {
         }
     }
     let d = data.to_string_lossy().into_owned();
-    pg(as_postgres, &initdb, &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"])?;
+    pg(
+        as_postgres,
+        &initdb,
+        &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"],
+    )?;
     let port = free_port();
     let opts = format!("-p {port} -k {d} -c listen_addresses=127.0.0.1");
     let log = format!("{d}/server.log");
     // No -w: the gate has to do the waiting.
-    pg(as_postgres, &pg_ctl, &["-D", &d, "-o", &opts, "-l", &log, "start"])?;
+    pg(
+        as_postgres,
+        &pg_ctl,
+        &["-D", &d, "-o", &opts, "-l", &log, "start"],
+    )?;
     Ok(Cluster {
         data,
         pg_ctl,
@@ -99,7 +113,11 @@ fn start_cluster() -> Result<Cluster, String> {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let d = self.data.to_string_lossy().into_owned();
-        let _ = pg(self.as_postgres, &self.pg_ctl, &["-D", &d, "-m", "immediate", "stop"]);
+        let _ = pg(
+            self.as_postgres,
+            &self.pg_ctl,
+            &["-D", &d, "-m", "immediate", "stop"],
+        );
     }
 }
 
@@ -111,15 +129,28 @@ fn tests_start_once_postgres_is_ready() {
     let tmp = tempfile::tempdir().unwrap();
     // The test check proves the database answers queries when it starts, using psql if present.
     let check = match which::which("psql") {
-        Ok(_) => format!("test: psql -h 127.0.0.1 -p {} -U postgres -Atc 'select 40+2'", cluster.port),
+        Ok(_) => format!(
+            "test: psql -h 127.0.0.1 -p {} -U postgres -Atc 'select 40+2'",
+            cluster.port
+        ),
         Err(_) => "test: echo no psql".to_string(),
     };
     let o = common::gate()
         .arg("--dir")
         .arg(tmp.path())
-        .args(["--preset", "none", "--check", &check, "--check", "lint: true"])
+        .args([
+            "--preset",
+            "none",
+            "--check",
+            &check,
+            "--check",
+            "lint: true",
+        ])
         .arg("--service")
-        .arg(format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port))
+        .arg(format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            cluster.port
+        ))
         .args(["--service-timeout", "60s"])
         .arg("--out-dir")
         .arg(tmp.path().join("out"))
@@ -128,7 +159,10 @@ fn tests_start_once_postgres_is_ready() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains(&format!("postgres://127.0.0.1:{} is ready after", cluster.port)),
+        stderr.contains(&format!(
+            "postgres://127.0.0.1:{} is ready after",
+            cluster.port
+        )),
         "{stderr}"
     );
     if which::which("psql").is_ok() {
@@ -147,7 +181,14 @@ fn a_service_that_never_comes_up_is_named_and_exits_3() {
     let o = common::gate()
         .arg("--dir")
         .arg(tmp.path())
-        .args(["--preset", "none", "--check", "test: echo should-not-run", "--check", "lint: true"])
+        .args([
+            "--preset",
+            "none",
+            "--check",
+            "test: echo should-not-run",
+            "--check",
+            "lint: true",
+        ])
         .env(
             "DAVIT_GATE_SERVICES",
             format!(
@@ -164,10 +205,14 @@ fn a_service_that_never_comes_up_is_named_and_exits_3() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "{stderr}");
     let summary = std::fs::read_to_string(&summary).unwrap();
-    let named = format!("service never came up within 3s: redis://127.0.0.1:{dead} (last error: connect:");
+    let named =
+        format!("service never came up within 3s: redis://127.0.0.1:{dead} (last error: connect:");
     assert!(summary.contains(&named), "{summary}");
     // PostgreSQL was up, so it is not blamed; the test check never ran; lint did.
-    assert!(!summary.contains(&format!("postgres://127.0.0.1:{} (last", cluster.port)), "{summary}");
+    assert!(
+        !summary.contains(&format!("postgres://127.0.0.1:{} (last", cluster.port)),
+        "{summary}"
+    );
     assert!(summary.contains("| `test` | ⏭️ not run:"), "{summary}");
     assert!(summary.contains("| `lint` | ✅ passed"), "{summary}");
     // Its command never ran, so its output line never appeared.

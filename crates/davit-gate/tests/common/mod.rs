@@ -14,7 +14,9 @@ pub fn require<T>(component: &str, found: Result<T, String>) -> Option<T> {
             if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
                 panic!("{component} is required under CI=true but unavailable: {why}");
             }
-            eprintln!("SKIPPED: {component} unavailable: {why} (set CI=true to make this a failure)");
+            eprintln!(
+                "SKIPPED: {component} unavailable: {why} (set CI=true to make this a failure)"
+            );
             None
         }
     }
