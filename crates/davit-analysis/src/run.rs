@@ -607,11 +607,15 @@ impl Verdict {
             esc(&self.reason)
         );
         s.push_str(&format!(
-            "Decided after {:.1}s; interval {}s, failure limit {}, inconclusive → {:?}.\n\n",
+            "Decided after {:.1}s; interval {}s, failure limit {}, inconclusive → {}.\n\n",
             self.decided_after_secs,
             fmt_value(self.interval_secs),
             self.failure_limit,
-            self.inconclusive_policy
+            match self.inconclusive_policy {
+                InconclusivePolicy::Rollback => "rollback",
+                InconclusivePolicy::Hold => "hold",
+                InconclusivePolicy::Fail => "fail",
+            }
         ));
         s.push_str("| metric | threshold | pass | fail | inconclusive | error | query |\n|---|---|---:|---:|---:|---:|---|\n");
         for m in &self.metrics {

@@ -307,7 +307,7 @@ impl AnalysisSpec {
                 let inner = e.into_inner().to_string();
                 let field = if path == "." { String::new() } else { path };
                 let hint = if inner.contains("unknown field") {
-                    "check the spelling; the fields are listed in the message and in docs/analysis.md"
+                    "check the spelling; the fields are listed in the message and in crates/davit-analysis/README.md"
                 } else {
                     "fix the value's type (strings in quotes, numbers without)"
                 };
