@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long, env = "DAVIT_GATE_DIR", default_value = ".")]
     pub dir: PathBuf,
 
-    /// davit.toml to read the [gate] table from (default: <dir>/davit.toml when it exists).
+    /// davit.toml to read the `[gate]` table from (default: `<dir>/davit.toml` when it exists).
     #[arg(long, env = "DAVIT_GATE_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -67,8 +67,8 @@ pub struct Args {
     #[arg(long, env = "DAVIT_GATE_COVERAGE_MIN_FILE")]
     pub coverage_min_file: Option<f64>,
 
-    /// Services to wait for before tests: tcp://host:port, postgres://[user@]host[:port][/db],
-    /// redis://[:password@]host[:port]. Repeat, or one per line / comma.
+    /// Services to wait for before tests: `tcp://host:port`, `postgres://[user@]host[:port][/db]`,
+    /// `redis://[:password@]host[:port]`. Repeat, or one per line / comma.
     #[arg(long = "service", env = "DAVIT_GATE_SERVICES", value_delimiter = '\n')]
     pub services: Vec<String>,
 
@@ -77,7 +77,7 @@ pub struct Args {
     pub service_timeout: Option<String>,
 
     /// Where check logs, reports the presets ask for and gate.json go
-    /// (default: $RUNNER_TEMP/davit-gate, else <dir>/.davit/gate).
+    /// (default: `$RUNNER_TEMP/davit-gate`, else `<dir>/.davit/gate`).
     #[arg(long, env = "DAVIT_GATE_OUT_DIR")]
     pub out_dir: Option<PathBuf>,
 
