@@ -97,8 +97,21 @@ pub fn gh_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-fn unprocessable(message: &str) -> Response {
-    gh_error(StatusCode::UNPROCESSABLE_ENTITY, message)
+/// A rejected request, kept small so validation helpers can return it by value.
+pub struct Reject(StatusCode, String);
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        gh_error(self.0, &self.1)
+    }
+}
+
+fn reject(status: StatusCode, message: &str) -> Reject {
+    Reject(status, message.to_string())
+}
+
+fn unprocessable(message: &str) -> Reject {
+    reject(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
 fn created(v: Value) -> Response {
@@ -236,21 +249,21 @@ fn fault_response(f: &state::Fault) -> Response {
     r
 }
 
-fn parse_object(bytes: &Bytes) -> Result<Map<String, Value>, Response> {
+fn parse_object(bytes: &Bytes) -> Result<Map<String, Value>, Reject> {
     if bytes.is_empty() {
-        return Err(gh_error(StatusCode::BAD_REQUEST, "Problems parsing JSON"));
+        return Err(reject(StatusCode::BAD_REQUEST, "Problems parsing JSON"));
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(gh_error(
+        Ok(_) => Err(reject(
             StatusCode::BAD_REQUEST,
             "Body should be a JSON object",
         )),
-        Err(_) => Err(gh_error(StatusCode::BAD_REQUEST, "Problems parsing JSON")),
+        Err(_) => Err(reject(StatusCode::BAD_REQUEST, "Problems parsing JSON")),
     }
 }
 
-fn opt_str(m: &Map<String, Value>, key: &str) -> Result<Option<String>, Response> {
+fn opt_str(m: &Map<String, Value>, key: &str) -> Result<Option<String>, Reject> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -260,7 +273,7 @@ fn opt_str(m: &Map<String, Value>, key: &str) -> Result<Option<String>, Response
     }
 }
 
-fn opt_bool(m: &Map<String, Value>, key: &str) -> Result<Option<bool>, Response> {
+fn opt_bool(m: &Map<String, Value>, key: &str) -> Result<Option<bool>, Reject> {
     match m.get(key) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -307,7 +320,7 @@ async fn create_deployment(
 ) -> Response {
     let m = match parse_object(&body) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let r = (|| {
         let git_ref = opt_str(&m, "ref")?
@@ -329,7 +342,7 @@ async fn create_deployment(
             }
         };
         if opt_bool(&m, "auto_merge")? != Some(false) {
-            return Err(gh_error(
+            return Err(reject(
                 StatusCode::CONFLICT,
                 "Conflict merging the default branch into the ref (send auto_merge: false).",
             ));
@@ -337,7 +350,7 @@ async fn create_deployment(
         match m.get("required_contexts") {
             Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
             _ => {
-                return Err(gh_error(
+                return Err(reject(
                     StatusCode::CONFLICT,
                     "Conflict: Commit status checks failed (send required_contexts: []).",
                 ));
@@ -364,7 +377,7 @@ async fn create_deployment(
     })();
     let (git_ref, environment, task, description, payload, production, transient, sha) = match r {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let mut s = app.lock();
     let now = state::now();
@@ -440,7 +453,7 @@ async fn create_status(
 ) -> Response {
     let m = match parse_object(&body) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let r = (|| {
         let st = opt_str(&m, "state")?
@@ -484,7 +497,7 @@ async fn create_status(
     })();
     let (st, description, log_url, environment_url, auto_inactive, environment) = match r {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let mut s = app.lock();
     let repo = full(&owner, &repo);
@@ -573,7 +586,7 @@ async fn list_statuses(
     ok(Value::Array(page))
 }
 
-fn labels_of(m: &Map<String, Value>) -> Result<Option<Vec<String>>, Response> {
+fn labels_of(m: &Map<String, Value>) -> Result<Option<Vec<String>>, Reject> {
     match m.get("labels") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => a
@@ -606,7 +619,7 @@ async fn create_issue(
 ) -> Response {
     let m = match parse_object(&body) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let r = (|| {
         let title = opt_str(&m, "title")?
@@ -623,7 +636,7 @@ async fn create_issue(
     })();
     let (title, body, labels) = match r {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let mut s = app.lock();
     let repo = full(&owner, &repo);
@@ -705,7 +718,7 @@ async fn update_issue(
 ) -> Response {
     let m = match parse_object(&body) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let r = (|| {
         let st = opt_str(&m, "state")?;
@@ -735,7 +748,7 @@ async fn update_issue(
     })();
     let (st, reason, title, new_body, labels) = match r {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let mut s = app.lock();
     let repo = full(&owner, &repo);
@@ -803,7 +816,7 @@ async fn list_comments(
     ok(Value::Array(page))
 }
 
-fn comment_body(m: &Map<String, Value>) -> Result<String, Response> {
+fn comment_body(m: &Map<String, Value>) -> Result<String, Reject> {
     let b = opt_str(m, "body")?
         .filter(|b| !b.trim().is_empty())
         .ok_or_else(|| unprocessable("Invalid request.\n\n\"body\" wasn't supplied."))?;
@@ -822,7 +835,7 @@ async fn create_comment(
 ) -> Response {
     let b = match parse_object(&body).and_then(|m| comment_body(&m)) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut s = app.lock();
     let user = s.token_user.clone();
@@ -839,7 +852,7 @@ async fn edit_comment(
 ) -> Response {
     let b = match parse_object(&body).and_then(|m| comment_body(&m)) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match app.lock().edit_comment(id, &b) {
         Some(c) => ok(c.json(&app.base)),
