@@ -46,7 +46,9 @@ fn annotate(t: &Target, release: &str, version: &str, why: &str) -> Cmd {
         .arg(deployment(t))
         .arg(format!("davit.dev/release={release}"))
         .arg(format!("davit.dev/version={version}"))
-        .arg(format!("kubernetes.io/change-cause=davit {why} {version} ({release})"))
+        .arg(format!(
+            "kubernetes.io/change-cause=davit {why} {version} ({release})"
+        ))
         .timeout(Duration::from_secs(60))
 }
 
@@ -182,7 +184,10 @@ rollout_timeout_secs = 120
 "#
         );
         let cfg = Config::parse(&text, Path::new("davit.toml"), Path::new("/srv/shop")).unwrap();
-        Target::resolve(&cfg, "production", &|_| Some("postgres://canary-s3cret".into())).unwrap()
+        Target::resolve(&cfg, "production", &|_| {
+            Some("postgres://canary-s3cret".into())
+        })
+        .unwrap()
     }
 
     fn rel(version: &str) -> NewRelease {

@@ -142,7 +142,8 @@ pub fn ready(obs: &Observed, dry_run: bool, warnings: &mut Vec<String>) -> Resul
         ))
     } else if !s.manager {
         Some((
-            "this Docker engine is a swarm worker; services can only be changed on a manager".into(),
+            "this Docker engine is a swarm worker; services can only be changed on a manager"
+                .into(),
             "point davit at a manager node (environments.<name>.host)",
         ))
     } else if s.ipvs == Some(false) {
@@ -418,7 +419,10 @@ published_port = 8080
 "#
         );
         let cfg = Config::parse(&text, Path::new("davit.toml"), Path::new("/srv/shop")).unwrap();
-        Target::resolve(&cfg, "production", &|_| Some("postgres://canary-s3cret".into())).unwrap()
+        Target::resolve(&cfg, "production", &|_| {
+            Some("postgres://canary-s3cret".into())
+        })
+        .unwrap()
     }
 
     fn rel(version: &str) -> NewRelease {
@@ -510,7 +514,9 @@ published_port = 8080
             "local: `docker service inspect ...` exited with 1: template parsing error: template: :1:61: executing \"\" at <{{{{template \"{ROLLED_BACK}; see docker service ps davit-shop-production_app\"}}}}>: template not defined"
         );
         assert!(rolled_back(&cause));
-        assert!(!rolled_back("GET http://127.0.0.1:8080/health did not pass"));
+        assert!(!rolled_back(
+            "GET http://127.0.0.1:8080/health did not pass"
+        ));
     }
 
     #[test]
