@@ -122,8 +122,21 @@ pub fn judge(metric: &MetricSpec, reading: &Reading) -> (Outcome, Option<f64>, S
                     }
                 );
             }
-            if worst == Outcome::Inconclusive && detail.is_empty() {
-                detail = "value meets neither condition".into();
+            if worst == Outcome::Inconclusive {
+                let why = if sample.value.is_finite() {
+                    "the value meets neither condition".to_string()
+                } else {
+                    // Typically 0/0: a ratio over a window in which nothing happened.
+                    format!(
+                        "{} is not a measurement (no traffic in the window?)",
+                        crate::run::fmt_value(sample.value)
+                    )
+                };
+                detail = if detail.is_empty() {
+                    why
+                } else {
+                    format!("{detail}: {why}")
+                };
             }
             (worst, Some(sample.value), detail)
         }
