@@ -19,18 +19,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Write a dump's stdout to a file created 0600. `exec` so a cancelled run kills the dump itself.
-pub(crate) const DUMP_PLAIN: &str = r#"set -o pipefail; umask 077; out=$1; shift; exec "$@" > "$out""#;
+pub const DUMP_PLAIN: &str = r#"set -o pipefail; umask 077; out=$1; shift; exec "$@" > "$out""#;
 /// Pipe a dump into age; the plaintext exists only in the pipe.
-pub(crate) const DUMP_AGE: &str =
+pub const DUMP_AGE: &str =
     r#"set -o pipefail; umask 077; out=$1; rcpt=$2; shift 2; "$@" | age -r "$rcpt" -o "$out""#;
 /// Feed a dump file to a reader (pg_restore) on stdin.
-pub(crate) const FEED_PLAIN: &str = r#"set -o pipefail; f=$1; shift; exec "$@" < "$f""#;
+pub const FEED_PLAIN: &str = r#"set -o pipefail; f=$1; shift; exec "$@" < "$f""#;
 /// Decrypt into a pipe; the identity arrives on this script's stdin, which age reads as `-i -`.
-pub(crate) const FEED_AGE: &str = r#"set -o pipefail; f=$1; shift; age -d -i - "$f" | "$@""#;
+pub const FEED_AGE: &str = r#"set -o pipefail; f=$1; shift; age -d -i - "$f" | "$@""#;
 
 /// Exact row counts of every ordinary table (partitions included, parents not, so nothing is
 /// counted twice), via `query_to_xml` because counting needs dynamic SQL in one statement.
-pub(crate) const COUNT_SQL: &str = "SELECT format('%I.%I', n.nspname, c.relname), \
+pub const COUNT_SQL: &str = "SELECT format('%I.%I', n.nspname, c.relname), \
 (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text \
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)' \
@@ -93,8 +93,19 @@ impl<'a> Ctx<'a> {
     pub fn psql(&self, db: &str, sql: &str) -> Cmd {
         let mut argv = self.conn.tool("psql", Some(db));
         argv.extend(
-            ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-F", "\t", "-c", sql]
-                .map(String::from),
+            [
+                "-X",
+                "-A",
+                "-t",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-F",
+                "\t",
+                "-c",
+                sql,
+            ]
+            .map(String::from),
         );
         let mut c = Cmd::new(argv.remove(0)).args(argv);
         c.env = self.conn.env();
@@ -157,7 +168,11 @@ impl<'a> Ctx<'a> {
         }
         let out = self
             .exec
-            .run(&Cmd::new("age-keygen").arg("-y").stdin(FileBody::Secret(key.clone())))
+            .run(
+                &Cmd::new("age-keygen")
+                    .arg("-y")
+                    .stdin(FileBody::Secret(key.clone())),
+            )
             .await?;
         // age-keygen's complaint may quote the key; it is not shown, only the verdict.
         let r = out.stdout.trim();
@@ -174,7 +189,12 @@ impl<'a> Ctx<'a> {
             .run("sha256sum", &Cmd::new("sha256sum").arg(&p))
             .await?;
         let size = self.run("wc", &Cmd::new("wc").args(["-c", &p])).await?;
-        let sha = sum.stdout.split_whitespace().next().unwrap_or("").to_string();
+        let sha = sum
+            .stdout
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
         let size = size
             .stdout
             .split_whitespace()
@@ -234,9 +254,14 @@ impl<'a> Ctx<'a> {
 
 /// Options for every restore: stop at the first error and leave nothing half-restored.
 pub(crate) fn restore_flags(clean: bool) -> Vec<String> {
-    let mut v: Vec<String> = ["--exit-on-error", "--single-transaction", "--no-owner", "--no-acl"]
-        .map(String::from)
-        .to_vec();
+    let mut v: Vec<String> = [
+        "--exit-on-error",
+        "--single-transaction",
+        "--no-owner",
+        "--no-acl",
+    ]
+    .map(String::from)
+    .to_vec();
     if clean {
         v.extend(["--clean".to_string(), "--if-exists".into()]);
     }
@@ -415,19 +440,19 @@ async fn verify(
         VerifyLevel::Read => {
             let mut reader = ctx.conn.tool("pg_restore", None);
             reader.extend(["-f".to_string(), "/dev/null".into()]);
-            ctx.run("pg_restore -f /dev/null", &ctx.feed(file, encrypted, reader))
-                .await
-                .map_err(failed)?;
+            ctx.run(
+                "pg_restore -f /dev/null",
+                &ctx.feed(file, encrypted, reader),
+            )
+            .await
+            .map_err(failed)?;
             Ok((
                 before.clone(),
                 Some("row counts taken from the source just before the dump".into()),
             ))
         }
         VerifyLevel::Restore => {
-            let restored = ctx
-                .scratch_restore(file, encrypted)
-                .await
-                .map_err(failed)?;
+            let restored = ctx.scratch_restore(file, encrypted).await.map_err(failed)?;
             let diffs = count_diffs(before, &restored);
             if diffs.is_empty() {
                 return Ok((restored, None));
@@ -440,7 +465,10 @@ async fn verify(
             } else {
                 Ok((
                     restored,
-                    Some("the source changed during the dump; counts are those of the restored copy".into()),
+                    Some(
+                        "the source changed during the dump; counts are those of the restored copy"
+                            .into(),
+                    ),
                 ))
             }
         }
@@ -519,7 +547,10 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         let id = new_id("pre-migrate v1.2/../../x", now);
-        assert!(id.starts_with("20250102T030405Z-pre-migrate-v1-2-------x-"), "{id}");
+        assert!(
+            id.starts_with("20250102T030405Z-pre-migrate-v1-2-------x-"),
+            "{id}"
+        );
         assert!(!id.contains('/'));
         assert!(new_id("", now).contains("-backup-"));
     }

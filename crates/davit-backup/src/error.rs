@@ -45,7 +45,9 @@ pub enum BackupError {
     RowCountMismatch { diffs: Vec<String> },
     #[error("backup {id} not found in {dir}")]
     NotFound { id: String, dir: String },
-    #[error("backup {id}: {file} changed since it was verified (sha256 {actual}, manifest says {expected})")]
+    #[error(
+        "backup {id}: {file} changed since it was verified (sha256 {actual}, manifest says {expected})"
+    )]
     ChecksumMismatch {
         id: String,
         file: String,

@@ -42,9 +42,7 @@ use std::path::PathBuf;
 /// How thoroughly a fresh dump is checked before it counts as a backup.
 ///
 /// Ordered: `Read < Restore`, so a gate can ask for "at least" a level.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum VerifyLevel {
     /// `pg_restore -f /dev/null`: every data block is read and decompressed (zlib checks its

@@ -70,8 +70,7 @@ pub(crate) fn manifest_path(dir: &Path, id: &str) -> PathBuf {
 }
 
 /// Lists regular files; a missing directory is an empty one. Names are ours (no newlines).
-const LIST: &str =
-    r#"cd -- "$1" 2>/dev/null || exit 0; for f in *; do if [ -f "$f" ]; then printf '%s\n' "$f"; fi; done; exit 0"#;
+const LIST: &str = r#"cd -- "$1" 2>/dev/null || exit 0; for f in *; do if [ -f "$f" ]; then printf '%s\n' "$f"; fi; done; exit 0"#;
 
 /// Classify the contents of a backup directory on the host.
 pub async fn list(exec: &dyn Executor, dir: &Path) -> Result<Listing, BackupError> {
@@ -150,12 +149,12 @@ pub(crate) async fn read_manifest(
 }
 
 /// Which verified backups a policy deletes. The newest is never among them, whatever its age.
-pub fn retention<'a>(
-    backups: &'a [Manifest],
+pub fn retention(
+    backups: &[Manifest],
     keep: usize,
     max_age: Option<chrono::Duration>,
     now: DateTime<Utc>,
-) -> Vec<&'a Manifest> {
+) -> Vec<&Manifest> {
     let mut sorted: Vec<&Manifest> = backups.iter().collect();
     sorted.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
     sorted
@@ -282,7 +281,12 @@ mod tests {
     #[test]
     fn keeps_the_newest_n() {
         let now = Utc::now();
-        let all = [m("a", 30, now), m("c", 10, now), m("b", 20, now), m("d", 5, now)];
+        let all = [
+            m("a", 30, now),
+            m("c", 10, now),
+            m("b", 20, now),
+            m("d", 5, now),
+        ];
         assert_eq!(ids(retention(&all, 2, None, now)), ["b", "a"]);
         assert!(retention(&all, 10, None, now).is_empty());
         // keep = 0 is refused by validation; here it still keeps the newest.

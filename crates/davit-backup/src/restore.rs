@@ -138,7 +138,10 @@ pub async fn restore(
     } else {
         ctx.run(
             "creating the target database",
-            &ctx.psql(&src, &format!("CREATE DATABASE \"{target}\" TEMPLATE template0")),
+            &ctx.psql(
+                &src,
+                &format!("CREATE DATABASE \"{target}\" TEMPLATE template0"),
+            ),
         )
         .await?;
     }

@@ -139,7 +139,10 @@ mod tests {
         assert!(s.required);
         assert_eq!((s.keep, s.verify), (7, VerifyLevel::Restore));
         let spec = s.spec(|_| None).unwrap();
-        assert!(matches!(spec.source, Source::Container { password: None, .. }));
+        assert!(matches!(
+            spec.source,
+            Source::Container { password: None, .. }
+        ));
         assert!(spec.encryption.is_none());
     }
 

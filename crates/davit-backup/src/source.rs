@@ -244,8 +244,8 @@ pub(crate) fn parse_url(url: &str) -> Result<PgUrl, BackupError> {
             .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
         None => 5432,
     };
-    let database =
-        percent_decode(path).ok_or_else(|| bad("the database name is not valid percent-encoding"))?;
+    let database = percent_decode(path)
+        .ok_or_else(|| bad("the database name is not valid percent-encoding"))?;
     if user.is_empty() || host.is_empty() || database.is_empty() {
         return Err(bad("user, host and database must all be present"));
     }
@@ -345,7 +345,9 @@ mod tests {
     #[test]
     fn url_mode_keeps_the_password_out_of_argv() {
         let c = Conn::resolve(
-            &Source::Url(Secret::new("postgres://app:canary@127.0.0.1:5999/shop".into())),
+            &Source::Url(Secret::new(
+                "postgres://app:canary@127.0.0.1:5999/shop".into(),
+            )),
             None,
         )
         .unwrap();
