@@ -1,7 +1,7 @@
 //! Typed backup errors, each with the fix in [`BackupError::hint`].
 //!
 //! Every message that can carry text from a tool (pg_dump's stderr, age's complaints) goes
-//! through [`scrub`] first, so a password or key that a tool chose to echo is replaced by
+//! through `scrub` first, so a password or key that a tool chose to echo is replaced by
 //! `[REDACTED]` before it reaches a log, an annotation or a step summary (T08).
 
 use crate::VerifyLevel;

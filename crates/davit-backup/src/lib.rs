@@ -16,7 +16,7 @@
 //! twice): it is streamed to a file on the database host by a small fixed `bash` script whose
 //! variable parts are positional arguments, never interpolated. Secrets travel only in the
 //! environment or on stdin (see [`source`]); encryption uses `age` on the database host, with
-//! the dump piped straight into it so no plaintext ever lands on disk (see [`backup`]).
+//! the dump piped straight into it so no plaintext ever lands on disk (see [`mod@backup`]).
 
 pub mod backup;
 pub mod error;

@@ -574,3 +574,69 @@ async fn t36_disk_full_during_the_dump_leaves_no_partial_backup() {
         .unwrap_err();
     assert!(matches!(e, BackupError::NoVerifiedBackup { .. }), "{e}");
 }
+
+#[tokio::test]
+async fn row_counts_catch_an_incomplete_dump_and_tolerate_a_busy_source() {
+    let Some(c) = Cluster::start(0) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let exec = Local::new();
+
+    // A dump that silently lacks one table's rows restores fine; only the counts notice.
+    let bin = fake_pg_bin(
+        &c.bin,
+        r#"exec "$REAL" --exclude-table-data=public.orders "$@""#,
+    );
+    let mut s = spec(&c, c.url(), &dir.path().join("incomplete"));
+    s.pg_bin = Some(bin.path().to_path_buf());
+    let e = backup(&exec, &s, "x").await.unwrap_err();
+    match &e {
+        BackupError::RowCountMismatch { diffs } => {
+            assert_eq!(diffs, &["public.orders: 5000 rows expected, 0 found"]);
+        }
+        e => panic!("{e}"),
+    }
+    assert!(ls(&s.dir).is_empty());
+
+    // The app writes while we dump: accepted, with the restored copy's counts and a note.
+    let psql = c.bin.join("psql");
+    let busy = format!(
+        r#"{} -X -q -h 127.0.0.1 -p {} -U app -d shop -c "INSERT INTO customers (name) VALUES ('during')" || exit 1
+exec "$REAL" "$@""#,
+        psql.display(),
+        c.port
+    );
+    let bin = fake_pg_bin(&c.bin, &busy);
+    let mut s = spec(&c, c.url(), &dir.path().join("busy"));
+    s.pg_bin = Some(bin.path().to_path_buf());
+    let m = backup(&exec, &s, "busy").await.unwrap();
+    assert_eq!(m.tables["public.customers"], 251);
+    assert!(
+        m.verification
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("changed during the dump")
+    );
+
+    // Files are private to the backup user.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&s.dir), 0o700);
+    for f in ls(&s.dir) {
+        assert_eq!(mode(&s.dir.join(&f)), 0o600, "{f}");
+    }
+
+    // Without CREATEDB the restore level cannot work: the error says so, read level still does.
+    c.sql("postgres", "ALTER ROLE app NOCREATEDB");
+    let mut s = spec(&c, c.url(), &dir.path().join("nocreatedb"));
+    let e = backup(&exec, &s, "x").await.unwrap_err();
+    assert!(e.hint().contains("CREATEDB"), "{e}\nhint: {}", e.hint());
+    s.verify = VerifyLevel::Read;
+    let m = backup(&exec, &s, "read").await.unwrap();
+    assert_eq!(m.verification.level, VerifyLevel::Read);
+    // A gate asking for restore-level verification does not accept it.
+    let e = require_verified_backup(&exec, &s, None, VerifyLevel::Restore)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("verified at level read"), "{e}");
+}
