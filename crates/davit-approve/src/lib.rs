@@ -2,9 +2,9 @@
 //!
 //! GitHub's own answer (required reviewers on an Environment) is not offered for private
 //! repositories on every plan, so davit brings its own and keeps GitHub's as an option:
-//! - `github-issue` ([`github_issue`]): opens an issue describing the release and waits for
+//! - `github-issue` ([`github_issue()`]): opens an issue describing the release and waits for
 //!   approval comments from listed users and teams; works on any plan;
-//! - `environment` ([`environment`]): trusts GitHub's required reviewers, after checking the run
+//! - `environment` ([`environment::environment`]): trusts GitHub's required reviewers, after checking the run
 //!   really was approved for that environment;
 //! - `tty` ([`terminal`]): asks at the terminal, for laptop runs; `auto` approves, but only with
 //!   an explicit flag and a loud warning.

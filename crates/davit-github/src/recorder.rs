@@ -53,8 +53,12 @@ impl DeploymentRecorder {
     pub fn from_env() -> Self {
         match GithubClient::from_env() {
             Ok(c) => Self::new(c),
-            Err(e) => {
+            Err(e @ crate::GithubError::MissingEnv { .. }) => {
                 tracing::info!("GitHub deployment records are off: {e}");
+                Self::disabled()
+            }
+            Err(e) => {
+                tracing::warn!("GitHub deployment records are off: {e}");
                 Self::disabled()
             }
         }
