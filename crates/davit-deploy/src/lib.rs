@@ -206,6 +206,9 @@ pub struct Options {
     pub lock: lock::LockOptions,
     /// The caller already holds the lock (verify rolling back inside its own locked run).
     pub lock_held: bool,
+    /// Use this release id instead of a fresh one (the caller already named the release in a
+    /// GitHub deployment record).
+    pub release_id: Option<String>,
 }
 
 /// The result of a deploy or rollback that ran (or, in dry-run, was planned).
@@ -299,7 +302,10 @@ async fn deploy_unlocked(
         ));
     }
     let rel = NewRelease {
-        id: ledger::new_release_id(version),
+        id: opts
+            .release_id
+            .clone()
+            .unwrap_or_else(|| ledger::new_release_id(version)),
         version: version.to_string(),
         image: image.clone(),
     };

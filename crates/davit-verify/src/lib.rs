@@ -6,6 +6,8 @@
 //! decides: davit rolls back through the deploy library, which itself verifies the restored
 //! release through the proxy, and the command exits 1 so the workflow shows red.
 
+pub mod records;
+
 use davit_config::Strategy;
 use davit_core::{Exit, Failure, Probe};
 use davit_deploy::{Options, Target, bluegreen, compose};

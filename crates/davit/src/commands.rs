@@ -9,6 +9,7 @@ use davit_deploy::{Options, Report, Target, ledger};
 use davit_exec::runner::Cancel;
 use davit_exec::{Local, Timeline};
 use davit_gha::Gha;
+use davit_verify::records::Records;
 use std::time::Duration;
 
 pub fn load(global: &Global, environment: &str) -> Result<Target, Failure> {
@@ -61,6 +62,12 @@ pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
         })?),
         _ => None,
     };
+    davit_core::validate::version("version", &a.version).map_err(|e| {
+        Failure::bad_input(
+            e.to_string(),
+            "pass the image tag to deploy, e.g. --version 1.4.2",
+        )
+    })?;
     let timeline = Timeline::default();
     if !a.dry_run {
         timeline.note(&format!(
@@ -70,19 +77,39 @@ pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
             t.strategy.as_str()
         ));
     }
-    let report = davit_deploy::deploy(
-        &Local::new(),
+    let exec = Local::new();
+    let release_id = ledger::new_release_id(&a.version);
+    let records = if a.dry_run {
+        Records::disabled()
+    } else {
+        Records::from_env()
+    };
+    let image = t.image_for(&a.version);
+    let digest = davit_deploy::docker::image_id(&exec, &image)
+        .await
+        .unwrap_or_default();
+    let record_id = records
+        .begin_deploy(&t, &release_id, &image, &digest, approval.clone())
+        .await;
+    let result = davit_deploy::deploy(
+        &exec,
         &t,
         &a.version,
         &Options {
             dry_run: a.dry_run,
             approval,
             cancel: cancel_on_signal(),
+            release_id: Some(release_id),
             ..Default::default()
         },
         &timeline,
     )
-    .await?;
+    .await;
+    records.end_deploy(&t, record_id, &result).await;
+    for w in records.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let report = result?;
     print_report(&report, a.dry_run);
     if !a.dry_run {
         timeline.note(&format!("{} is live in {}", a.version, t.environment));
@@ -110,6 +137,14 @@ pub async fn rollback(global: &Global, a: RollbackArgs) -> Result<Exit, Failure>
     print_report(&report, a.dry_run);
     if let Some(r) = &report.record {
         timeline.note(&format!("rolled back {} to {}", t.environment, r.version));
+        // A person rolled back on purpose: the replaced release is marked inactive, not failed.
+        let records = Records::from_env();
+        records
+            .rolled_back(&t, &report, davit_github::RolledBack::Inactive)
+            .await;
+        for w in records.warnings() {
+            eprintln!("warning: {w}");
+        }
         outputs(&Gha::from_env(), &t, &report);
     }
     Ok(Exit::Ok)
