@@ -10,6 +10,7 @@
 pub mod local;
 pub mod recording;
 pub mod runner;
+pub mod ssh;
 pub mod timeline;
 
 use async_trait::async_trait;
@@ -20,6 +21,7 @@ use std::time::Duration;
 pub use local::Local;
 pub use recording::Recording;
 pub use runner::{Event, Observer, PlanError, run_plan};
+pub use ssh::{Ssh, SshConfig};
 pub use timeline::Timeline;
 
 /// What a finished process left behind.
