@@ -19,7 +19,7 @@ mirror="$(grep -hoE '^URIs: *http[^ ]+/debian$' /etc/apt/sources.list.d/*.source
 [ -n "$mirror" ] || mirror="http://deb.debian.org/debian"
 root="$(mktemp -d)"
 trap 'rm -rf "$root"' EXIT
-echo "build-example-base: debootstrap bookworm (minbase + python3) from $mirror" >&2
-debootstrap --variant=minbase --include=python3-minimal bookworm "$root" "$mirror" >&2
+echo "build-example-base: debootstrap bookworm (minbase + python3 with its standard library) from $mirror" >&2
+debootstrap --variant=minbase --include=python3 bookworm "$root" "$mirror" >&2
 tar -C "$root" -c . | docker import --change 'CMD ["/bin/bash"]' - "$image" >&2
 echo "build-example-base: built $image" >&2

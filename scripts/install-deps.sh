@@ -13,11 +13,13 @@ if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
 declare -A want=(
   [nginx]=nginx-light
   [docker]=docker.io
+  [prometheus]=prometheus
 )
 if [ "$profile" = test ]; then
   want+=(
     [pg_ctlcluster]=postgresql
-    [prometheus]=prometheus
+    [age]=age
+    [curl]=curl
     [docker-registry]=docker-registry
     [debootstrap]=debootstrap
     [sshd]=openssh-server

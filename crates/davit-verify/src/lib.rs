@@ -1,10 +1,13 @@
 //! After the switch: is the new release really good, and if not, take it back.
 //!
 //! A health gate only proves the release started. Verification proves it keeps serving: first
-//! the health check on the release's own port and through the public path, then a watch window
-//! in which the public path is probed every interval. A run of failures (the failure limit)
-//! decides: davit rolls back through the deploy library, which itself verifies the restored
-//! release through the proxy, and the command exits 1 so the workflow shows red.
+//! the health check on the release's own port and through the public path, an optional smoke
+//! test, then a watch window in which the public path is probed every interval and, when
+//! `[analysis]` is configured, golden-signal metrics (error rate, p95 latency, request rate) are
+//! measured with Argo-Rollouts semantics (`davit-analysis`). A run of failed probes or a failed
+//! analysis decides: davit rolls back through the deploy library, which itself verifies the
+//! restored release through the proxy, and the command exits 1 so the workflow shows red. The
+//! previous color keeps running for the whole window, so that rollback is one switch.
 
 pub mod records;
 
@@ -25,6 +28,25 @@ pub struct VerifyOptions {
     pub interval: Duration,
     pub failure_limit: u32,
     pub rollback: bool,
+    /// Metric analysis during the watch window (`[analysis]` in davit.toml).
+    pub analysis: Option<davit_analysis::AnalysisSpec>,
+}
+
+/// The `[analysis]` spec from davit.toml with action inputs merged over it; None when neither
+/// configures one. Errors are bad input (exit 2) naming the field.
+pub fn analysis_spec(
+    cfg: &davit_config::Config,
+    overrides: &davit_analysis::Overrides,
+) -> Result<Option<davit_analysis::AnalysisSpec>, Failure> {
+    let wanted = cfg.analysis.is_some()
+        || overrides.prometheus_url.is_some()
+        || overrides.templates.is_some();
+    if !wanted {
+        return Ok(None);
+    }
+    davit_analysis::AnalysisSpec::from_sources(cfg.analysis.as_ref(), overrides)
+        .map(Some)
+        .map_err(Failure::from)
 }
 
 impl VerifyOptions {
@@ -35,6 +57,7 @@ impl VerifyOptions {
             interval: Duration::from_millis(t.verify.interval_ms),
             failure_limit: t.verify.failure_limit.max(1),
             rollback: t.verify.rollback,
+            analysis: None,
         }
     }
 }
@@ -61,12 +84,19 @@ pub struct Verdict {
     pub restored_after_secs: Option<f32>,
     pub rolled_back_to: Option<String>,
     pub measurements: Vec<Measurement>,
+    /// The metric analysis, when one ran.
+    pub analysis: Option<davit_analysis::Verdict>,
+    /// Set when the analysis could not decide and its policy is `fail` (exit 3).
+    #[serde(skip)]
+    pub infra_failure: bool,
 }
 
 impl Verdict {
     pub fn exit(&self) -> Exit {
         if self.healthy {
             Exit::Ok
+        } else if self.infra_failure {
+            Exit::Infra
         } else {
             Exit::Rejected
         }
@@ -110,6 +140,10 @@ impl Verdict {
                 if m.ok { "ok" } else { "FAIL" },
                 m.detail.replace('|', "\\|")
             ));
+        }
+        if let Some(a) = &self.analysis {
+            s.push('\n');
+            s.push_str(&a.markdown());
         }
         s
     }
@@ -181,6 +215,8 @@ pub async fn verify(
         restored_after_secs: None,
         rolled_back_to: None,
         measurements: Vec::new(),
+        analysis: None,
+        infra_failure: false,
     };
     let at = |s: Instant| s.elapsed().as_secs_f32();
 
@@ -214,53 +250,118 @@ pub async fn verify(
         }
     }
 
-    // 2. Watch window on the public path.
+    // 2. Smoke test against the new release, when configured.
+    let direct_url = checks
+        .first()
+        .map(|(_, p)| base_of(&p.url))
+        .unwrap_or_default();
+    if verdict.healthy
+        && let Some(smoke) = opts.analysis.as_ref().and_then(|a| a.smoke.as_ref())
+    {
+        let r = davit_analysis::smoke::run_smoke(smoke, &direct_url, None, &[]).await;
+        timeline.note(&format!("verify: smoke test: {}", r.summary()));
+        verdict.measurements.push(Measurement {
+            at_secs: at(started),
+            check: "smoke test".into(),
+            ok: r.passed,
+            detail: r.summary(),
+        });
+        if !r.passed {
+            verdict.healthy = false;
+            verdict.reason = Some(format!("smoke test failed: {}", r.summary()));
+        }
+    }
+
+    // 3. Watch window: the public path every interval, and the metric analysis when configured.
     if verdict.healthy && !opts.watch.is_zero() {
-        let (name, probe) = checks.last().expect("at least one probe").clone();
-        timeline.note(&format!(
-            "verify: watching {} for {}s (every {}ms, {} failures in a row roll back)",
-            probe.url,
-            opts.watch.as_secs(),
-            opts.interval.as_millis(),
-            opts.failure_limit
-        ));
-        let watch_start = Instant::now();
-        let mut streak = 0;
-        while watch_start.elapsed() < opts.watch {
-            let result = match exec.http_get(&probe.url, probe.per_try_timeout).await {
-                Ok(resp) => check_response(&resp, &probe.expect),
-                Err(e) => Err(e.to_string()),
-            };
-            let ok = result.is_ok();
-            verdict.measurements.push(Measurement {
-                at_secs: at(started),
-                check: format!("watch {name}"),
-                ok,
-                detail: result.clone().err().unwrap_or_else(|| "ok".into()),
-            });
-            if ok {
-                streak = 0;
+        let mut analysis = match &opts.analysis {
+            Some(spec) => {
+                let release = davit_analysis::Release {
+                    color: live_color.clone(),
+                    instance: live_instance(t, live_color.as_deref()),
+                    version: Some(version.clone()),
+                    base_url: Some(direct_url.clone()),
+                };
+                let a = davit_analysis::Analysis::new(spec, &release).map_err(|e| {
+                    Failure::bad_input(
+                        format!("the analysis cannot start: {e}"),
+                        "check [analysis] in davit.toml (placeholders and the bearer token variable)",
+                    )
+                })?;
+                for (name, query) in a.sources() {
+                    timeline.note(&format!("verify: analysis metric {name}: {query}"));
+                }
+                Some(a)
+            }
+            None => None,
+        };
+        watch(
+            exec,
+            &checks,
+            opts,
+            timeline,
+            started,
+            &mut verdict,
+            analysis.as_mut(),
+        )
+        .await;
+        if let Some(mut a) = analysis {
+            let v = if a.status() == davit_analysis::Status::Running {
+                a.finish()
             } else {
-                streak += 1;
-                timeline.note(&format!(
-                    "verify: probe failed ({streak}/{}): {}",
-                    opts.failure_limit,
-                    result.unwrap_err()
-                ));
-                if streak >= opts.failure_limit {
-                    verdict.healthy = false;
-                    verdict.reason = Some(format!(
-                        "{streak} failed probes in a row on the public path during the watch window"
-                    ));
-                    break;
+                a.verdict()
+            };
+            timeline.note(&format!(
+                "verify: analysis {:?} after {} round(s): {}",
+                v.status,
+                a.rounds(),
+                v.reason
+            ));
+            match v.action {
+                davit_analysis::Action::Keep => {}
+                davit_analysis::Action::Rollback => {
+                    if verdict.healthy {
+                        verdict.healthy = false;
+                        verdict.reason = Some(format!("analysis: {}", v.reason));
+                    }
+                }
+                davit_analysis::Action::Hold => {
+                    if verdict.healthy {
+                        verdict.healthy = false;
+                        verdict.reason = Some(format!(
+                            "analysis was inconclusive and its policy is hold: {}; the release stays live and the previous color keeps running",
+                            v.reason
+                        ));
+                        verdict.analysis = Some(v);
+                        verdict.detected_after_secs = Some(at(started));
+                        timeline.note(&format!(
+                            "verify: {version} held: not promoted, not rolled back"
+                        ));
+                        notify(opts, t, &verdict, timeline).await;
+                        return Ok(verdict);
+                    }
+                }
+                davit_analysis::Action::Fail => {
+                    if verdict.healthy {
+                        verdict.healthy = false;
+                        verdict.infra_failure = true;
+                        verdict.reason = Some(format!(
+                            "analysis could not decide and its policy is fail: {}",
+                            v.reason
+                        ));
+                        verdict.analysis = Some(v);
+                        notify(opts, t, &verdict, timeline).await;
+                        return Ok(verdict);
+                    }
                 }
             }
-            tokio::time::sleep(opts.interval).await;
+            verdict.analysis = Some(v);
         }
     }
 
     if verdict.healthy {
         timeline.note(&format!("verify: {version} is healthy"));
+        notify(opts, t, &verdict, timeline).await;
         return Ok(verdict);
     }
     verdict.detected_after_secs = Some(at(started));
@@ -298,5 +399,150 @@ pub async fn verify(
         verdict.rolled_back_to.as_deref().unwrap_or("?"),
         verdict.restored_after_secs.unwrap_or_default()
     ));
+    notify(opts, t, &verdict, timeline).await;
     Ok(verdict)
+}
+
+/// The probe loop of the watch window, with the analysis ticked on its own interval. Returns
+/// when the window ends, the probes hit the failure limit, or the analysis decides.
+async fn watch(
+    exec: &dyn Executor,
+    checks: &[(String, Probe)],
+    opts: &VerifyOptions,
+    timeline: &Timeline,
+    started: Instant,
+    verdict: &mut Verdict,
+    mut analysis: Option<&mut davit_analysis::Analysis>,
+) {
+    let (name, probe) = checks.last().expect("at least one probe").clone();
+    timeline.note(&format!(
+        "verify: watching {} for {}s (every {}ms, {} failures in a row roll back){}",
+        probe.url,
+        opts.watch.as_secs(),
+        opts.interval.as_millis(),
+        opts.failure_limit,
+        if analysis.is_some() {
+            " with metric analysis"
+        } else {
+            ""
+        }
+    ));
+    let watch_start = Instant::now();
+    let mut next_analysis = analysis
+        .as_ref()
+        .map(|a| watch_start + a.spec().initial_delay);
+    let mut streak = 0;
+    while watch_start.elapsed() < opts.watch {
+        let result = match exec.http_get(&probe.url, probe.per_try_timeout).await {
+            Ok(resp) => check_response(&resp, &probe.expect),
+            Err(e) => Err(e.to_string()),
+        };
+        let ok = result.is_ok();
+        verdict.measurements.push(Measurement {
+            at_secs: started.elapsed().as_secs_f32(),
+            check: format!("watch {name}"),
+            ok,
+            detail: result.clone().err().unwrap_or_else(|| "ok".into()),
+        });
+        if ok {
+            streak = 0;
+        } else {
+            streak += 1;
+            timeline.note(&format!(
+                "verify: probe failed ({streak}/{}): {}",
+                opts.failure_limit,
+                result.unwrap_err()
+            ));
+            if streak >= opts.failure_limit {
+                verdict.healthy = false;
+                verdict.reason = Some(format!(
+                    "{streak} failed probes in a row on the public path during the watch window"
+                ));
+                return;
+            }
+        }
+        if let (Some(a), Some(due)) = (analysis.as_deref_mut(), next_analysis)
+            && Instant::now() >= due
+        {
+            for m in a.tick().await {
+                timeline.note(&format!(
+                    "verify: analysis round {} {} = {} (condition {}): {:?}{}",
+                    m.round,
+                    m.metric,
+                    m.value
+                        .map(davit_analysis::run::fmt_value)
+                        .unwrap_or_else(|| "-".into()),
+                    m.threshold,
+                    m.outcome,
+                    if m.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", m.detail)
+                    }
+                ));
+            }
+            if a.status() != davit_analysis::Status::Running {
+                return;
+            }
+            next_analysis = Some(due + a.spec().interval);
+        }
+        tokio::time::sleep(opts.interval).await;
+    }
+}
+
+/// Where Prometheus scrapes the live release: its own published port.
+fn live_instance(t: &Target, color: Option<&str>) -> Option<String> {
+    match (t.strategy, color) {
+        (Strategy::BlueGreen, Some(c)) => Some(format!(
+            "{}:{}",
+            davit_deploy::target::url_host(&t.bind),
+            bluegreen::port_of(t, c)
+        )),
+        (Strategy::Compose, _) => t
+            .compose_port
+            .map(|p| format!("{}:{p}", davit_deploy::target::url_host(&t.bind))),
+        _ => None,
+    }
+}
+
+/// `http://host:port` of a probe URL.
+fn base_of(url: &str) -> String {
+    match url.find("://").map(|i| i + 3) {
+        Some(start) => match url[start..].find('/') {
+            Some(end) => url[..start + end].to_string(),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Slack / webhook notifications on rollback or success, as the analysis spec asks. Never fails
+/// verification: problems become timeline warnings.
+async fn notify(opts: &VerifyOptions, t: &Target, verdict: &Verdict, timeline: &Timeline) {
+    let (Some(spec), Some(analysis)) = (&opts.analysis, &verdict.analysis) else {
+        return;
+    };
+    let notifier =
+        davit_analysis::notify::Notifier::from_env(|k| std::env::var(k).ok(), spec.notify.clone());
+    let ctx = davit_analysis::notify::Context {
+        environment: t.environment.clone(),
+        version: verdict.version.clone(),
+        rolled_back_to: verdict.rolled_back_to.clone(),
+        rollback_verified: verdict.rolled_back_to.as_ref().map(|_| true),
+        run_url: run_url(),
+    };
+    for w in notifier.send(&ctx, analysis).await {
+        timeline.note(&format!("warning: {w}"));
+    }
+}
+
+fn run_url() -> Option<String> {
+    match (
+        std::env::var("GITHUB_SERVER_URL"),
+        std::env::var("GITHUB_REPOSITORY"),
+        std::env::var("GITHUB_RUN_ID"),
+    ) {
+        (Ok(s), Ok(r), Ok(id)) => Some(format!("{s}/{r}/actions/runs/{id}")),
+        _ => None,
+    }
 }

@@ -28,6 +28,49 @@ struct Args {
     /// Roll back automatically when verification fails (overrides davit.toml).
     #[arg(long, env = "DAVIT_ROLLBACK")]
     rollback: Option<bool>,
+    /// Prometheus base URL for metric analysis (enables it; overrides [analysis.prometheus]).
+    #[arg(long, env = "DAVIT_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
+    /// Golden-signal templates, comma-separated: error-rate, p95-latency, request-rate.
+    #[arg(long, env = "DAVIT_ANALYSIS_TEMPLATES", value_delimiter = ',')]
+    templates: Option<Vec<String>>,
+    /// Analysis interval, e.g. 10s.
+    #[arg(long, env = "DAVIT_ANALYSIS_INTERVAL")]
+    analysis_interval: Option<String>,
+    /// Failed measurements tolerated before rolling back (0 = the first one rolls back).
+    #[arg(long, env = "DAVIT_ANALYSIS_FAILURE_LIMIT")]
+    failure_limit: Option<u32>,
+    /// What an inconclusive analysis does: rollback, hold or fail.
+    #[arg(long, env = "DAVIT_ANALYSIS_INCONCLUSIVE")]
+    inconclusive: Option<String>,
+    /// Highest acceptable 5xx ratio (default 0.05).
+    #[arg(long, env = "DAVIT_ERROR_RATE_MAX")]
+    error_rate_max: Option<f64>,
+    /// Highest acceptable p95 latency in seconds (default 2).
+    #[arg(long, env = "DAVIT_P95_LATENCY_MAX_SECS")]
+    p95_latency_max_secs: Option<f64>,
+    /// Smoke-test command run with BASE_URL set (split on spaces; no shell).
+    #[arg(long, env = "DAVIT_SMOKE_COMMAND")]
+    smoke_command: Option<String>,
+}
+
+impl Args {
+    fn overrides(&self) -> davit_analysis::Overrides {
+        davit_analysis::Overrides {
+            prometheus_url: self.prometheus_url.clone(),
+            templates: self.templates.clone(),
+            interval: self.analysis_interval.clone(),
+            failure_limit: self.failure_limit,
+            inconclusive: self.inconclusive.clone(),
+            error_rate_max: self.error_rate_max,
+            p95_latency_max_secs: self.p95_latency_max_secs,
+            smoke_command: self
+                .smoke_command
+                .as_ref()
+                .map(|c| c.split_whitespace().map(String::from).collect()),
+            ..Default::default()
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +85,7 @@ async fn run(args: Args) -> Result<Exit, Failure> {
         .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
     let target = Target::resolve(&cfg, &args.environment, &|k| std::env::var(k).ok())?;
     let mut opts = davit_verify::VerifyOptions::from_target(&target);
+    opts.analysis = davit_verify::analysis_spec(&cfg, &args.overrides())?;
     opts.version = args.version;
     if let Some(w) = args.watch_secs {
         opts.watch = Duration::from_secs(w);

@@ -105,6 +105,9 @@ pub struct VerifyArgs {
     pub watch_secs: Option<u64>,
     #[arg(long, env = "DAVIT_NO_ROLLBACK")]
     pub no_rollback: bool,
+    /// Prometheus URL for metric analysis (enables it; the rest comes from [analysis]).
+    #[arg(long, env = "DAVIT_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -124,12 +127,10 @@ pub struct DemoArgs {
     /// Folder for the demo's davit.toml and state.
     #[arg(long, env = "DAVIT_DEMO_DIR", default_value = ".davit/demo")]
     pub dir: PathBuf,
-    /// First of the demo's ports: proxy, blue, green = base, base+1, base+2; staging = base+10.
+    /// First of the demo's ports: proxy, blue, green = base, base+1, base+2; staging = base+10;
+    /// Prometheus = base+20.
     #[arg(long, env = "DAVIT_DEMO_PORT_BASE", default_value_t = 18080)]
     pub port_base: u16,
-    /// Seconds the bad release stays healthy before it starts failing.
-    #[arg(long, default_value_t = 6)]
-    pub bad_after_secs: u64,
     /// Remove the demo's containers, proxy and state, and exit.
     #[arg(long)]
     pub down: bool,

@@ -151,8 +151,17 @@ pub async fn rollback(global: &Global, a: RollbackArgs) -> Result<Exit, Failure>
 }
 
 pub async fn verify(global: &Global, a: VerifyArgs) -> Result<Exit, Failure> {
-    let t = load(global, &a.environment)?;
+    let cfg =
+        Config::load(&global.config).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
+    let t = Target::resolve(&cfg, &a.environment, &|k| std::env::var(k).ok())?;
     let mut opts = davit_verify::VerifyOptions::from_target(&t);
+    opts.analysis = davit_verify::analysis_spec(
+        &cfg,
+        &davit_analysis::Overrides {
+            prometheus_url: a.prometheus_url.clone(),
+            ..Default::default()
+        },
+    )?;
     opts.version = a.version;
     if let Some(w) = a.watch_secs {
         opts.watch = Duration::from_secs(w);

@@ -1,10 +1,12 @@
 //! `davit demo`: the whole release cycle on the bundled demo app, on this machine's Docker.
 //!
-//! It builds three images of the demo app (v1, v2, and a v3 that passes its start-up health gate
-//! and then starts failing), deploys staging with compose, deploys production v1 then v2 with
-//! blue-green behind a davit-managed nginx, then the bad v3, which verification catches and rolls
-//! back to v2. Everything goes through the same library calls `davit deploy` and `davit verify`
-//! use, so the demo is an honest preview, not a simulation.
+//! It builds three images of the demo app (v1, v2, and a v3 whose health check stays green while
+//! one request in five fails with a 503), deploys staging with compose, deploys production v1
+//! then v2 with blue-green behind a davit-managed nginx, then the bad v3. While simulated users
+//! send traffic, verification's error-rate analysis (a Prometheus the demo starts, scraping both
+//! colors) sees the 5xx ratio, and davit rolls back to v2. The health probe alone would have kept
+//! v3. Everything goes through the same library calls `davit deploy` and `davit verify` use, so
+//! the demo is an honest preview, not a simulation.
 
 use crate::cli::DemoArgs;
 use davit_config::Config;
@@ -36,10 +38,7 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
     for (version, faults) in [
         ("v1", vec![]),
         ("v2", vec![]),
-        (
-            "v3",
-            vec![("FAULT_FAIL_AFTER_SECS", a.bad_after_secs.to_string())],
-        ),
+        ("v3", vec![("FAULT_ERROR_RATIO", "0.2".to_string())]),
     ] {
         build_image(&exec, &bin, &format!("{IMAGE}:{version}"), version, &faults).await?;
         tl.note(&format!("built {IMAGE}:{version}"));
@@ -58,6 +57,11 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
     let staging = Target::resolve(&cfg, "staging", &no_secrets)?;
     let prod = Target::resolve(&cfg, "production", &no_secrets)?;
     let opts = Options::default();
+    let analysis = davit_verify::analysis_spec(&cfg, &Default::default())?;
+    let prometheus = start_prometheus(&dir, a.port_base).await?;
+    tl.note(&format!(
+        "Prometheus scrapes both colors every second at {prometheus}"
+    ));
 
     section(&tl, "2/6 staging: compose deploy of v1");
     davit_deploy::deploy(&exec, &staging, "v1", &opts, &tl).await?;
@@ -69,30 +73,51 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
 
     section(
         &tl,
-        "4/6 production: blue-green deploy of v2 (v1 stays up for rollback)",
+        "4/6 production: blue-green deploy of v2 (v1 stays up for rollback), with metric analysis",
     );
     davit_deploy::deploy(&exec, &prod, "v2", &opts, &tl).await?;
-    quick_verify(&exec, &prod, "v2", &tl).await?;
+    let users = simulated_users(format!("{}/", prod.public_url()));
+    let mut good = davit_verify::VerifyOptions::from_target(&prod);
+    good.version = Some("v2".into());
+    good.watch = Duration::from_secs(12);
+    good.analysis = analysis.clone();
+    let v2 = davit_verify::verify(&exec, &prod, &good, &tl).await;
+    let v2 = match v2 {
+        Ok(v) => v,
+        Err(e) => {
+            users.abort();
+            return Err(e);
+        }
+    };
+    if !v2.healthy {
+        users.abort();
+        return Err(Failure::infra(format!(
+            "demo release v2 failed verification: {}",
+            v2.reason.unwrap_or_default()
+        )));
+    }
 
     section(
         &tl,
-        &format!(
-            "5/6 production: deploy v3, which is healthy for {}s and then fails",
-            a.bad_after_secs
-        ),
+        "5/6 production: deploy v3, which stays healthy but fails one request in five",
     );
-    davit_deploy::deploy(&exec, &prod, "v3", &opts, &tl).await?;
-    tl.note("v3 passed its health gate and is live; verify watches it");
+    let deployed = davit_deploy::deploy(&exec, &prod, "v3", &opts, &tl).await;
+    if let Err(e) = deployed {
+        users.abort();
+        return Err(e);
+    }
+    tl.note("v3 passed its health gate and is live; verify watches its error rate");
     let mut vopts = davit_verify::VerifyOptions::from_target(&prod);
     vopts.version = Some("v3".into());
-    let verdict = davit_verify::verify(&exec, &prod, &vopts, &tl).await?;
+    vopts.analysis = analysis.clone();
+    let verdict = davit_verify::verify(&exec, &prod, &vopts, &tl).await;
+    users.abort();
+    let verdict = verdict?;
     if verdict.healthy {
         return Err(Failure::infra(
             "the bad release v3 was not caught by verification (the demo expects it to fail)",
         )
-        .with_hint(
-            "raise --bad-after-secs below the verify watch window or check the demo app image",
-        ));
+        .with_hint("check that Prometheus scrapes the demo (see .davit/demo/prometheus.yml)"));
     }
 
     section(&tl, "6/6 result");
@@ -108,7 +133,24 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
         crate::commands::ledger_table(&obs.ledger, obs.live_release().as_deref())
     );
     println!(
-        "bad release detected after {:.1}s, restored in {:.2}s",
+        "bad release v3 caught by: {}",
+        verdict.reason.as_deref().unwrap_or("?")
+    );
+    if let Some(a) = &verdict.analysis {
+        for m in a.measurements.iter().filter(|m| m.metric == "error-rate") {
+            println!(
+                "  round {} error-rate = {} (must satisfy {}): {:?}",
+                m.round,
+                m.value
+                    .map(davit_analysis::run::fmt_value)
+                    .unwrap_or_else(|| "-".into()),
+                m.threshold,
+                m.outcome
+            );
+        }
+    }
+    println!(
+        "detected {:.1}s into verification, restored {:.2}s after the decision",
         verdict.detected_after_secs.unwrap_or_default(),
         verdict.restored_after_secs.unwrap_or_default()
     );
@@ -151,6 +193,8 @@ async fn quick_verify(
 pub fn demo_config(base: u16) -> String {
     format!(
         r#"# Written by `davit demo`.
+state_dir = "state"
+
 [app]
 name = "{APP}"
 port = 8000
@@ -172,11 +216,28 @@ port = {staging}
 [environments.production]
 strategy = "blue-green"
 ports = {{ public = {base}, blue = {blue}, green = {green} }}
-verify = {{ watch_secs = 20, interval_ms = 500, failure_limit = 3 }}
+verify = {{ watch_secs = 30, interval_ms = 500, failure_limit = 3 }}
+
+# Golden signals from the Prometheus the demo starts (scraping blue and green every second).
+[analysis]
+interval = "2s"
+initial_delay = "3s"
+failure_limit = 1
+inconclusive = "rollback"
+templates = ["error-rate", "p95-latency"]
+error_rate_max = 0.05
+p95_latency_max_secs = 2.0
+window = "10s"
+# Prometheus' own scrapes of /metrics are not user traffic.
+selector = 'color="{{{{color}}}}",path!="/metrics"'
+
+[analysis.prometheus]
+url = "http://127.0.0.1:{prom}"
 "#,
         staging = base + 10,
         blue = base + 1,
         green = base + 2,
+        prom = base + 20,
     )
 }
 
@@ -186,6 +247,11 @@ async fn prerequisites(exec: &dyn Executor) -> Result<(), Failure> {
         problems.push(format!(
             "the Docker engine is not reachable ({e}); hint: install docker.io and start it (systemctl start docker), and make sure you may use /var/run/docker.sock"
         ));
+    }
+    if !exec.has_program("prometheus").await {
+        problems.push(
+            "prometheus is not installed; hint: apt-get install -y prometheus (scripts/install-deps.sh does this)".into(),
+        );
     }
     if !exec.has_program("nginx").await {
         problems.push(
@@ -242,7 +308,97 @@ pub async fn teardown(exec: &dyn Executor, dir: &Path) {
             }
         }
     }
+    if let Ok(pid) = std::fs::read_to_string(dir.join("prometheus.pid")) {
+        let pid = pid.trim();
+        if !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()) {
+            let _ = exec.run(&Cmd::new("kill").args(["-TERM", pid])).await;
+            for _ in 0..50 {
+                if !exec
+                    .run(&Cmd::new("kill").args(["-0", pid]))
+                    .await
+                    .is_ok_and(|o| o.success())
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(dir.join("state"));
+    let _ = std::fs::remove_dir_all(dir.join("prometheus"));
+    let _ = std::fs::remove_file(dir.join("prometheus.pid"));
+}
+
+/// Start a Prometheus for the demo that scrapes both production colors every second. It keeps
+/// running after the demo (so its graphs can be looked at) until `davit demo --down`.
+async fn start_prometheus(dir: &Path, base: u16) -> Result<String, Failure> {
+    let port = base + 20;
+    let cfg = davit_analysis::scrape::render_prometheus_yml(
+        "demo",
+        Duration::from_secs(1),
+        "/metrics",
+        &davit_analysis::scrape::blue_green_targets("127.0.0.1", base + 1, base + 2),
+    );
+    let cfg_path = dir.join("prometheus.yml");
+    std::fs::write(&cfg_path, cfg)
+        .map_err(|e| Failure::infra(format!("write {}: {e}", cfg_path.display())))?;
+    let log = std::fs::File::create(dir.join("prometheus.log"))
+        .map_err(|e| Failure::infra(format!("prometheus log: {e}")))?;
+    let mut child = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg_path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("prometheus").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| {
+            Failure::infra(format!("could not start prometheus: {e}"))
+                .with_hint("apt-get install -y prometheus")
+        })?;
+    std::fs::write(dir.join("prometheus.pid"), child.id().to_string())
+        .map_err(|e| Failure::infra(format!("prometheus pid file: {e}")))?;
+    let url = format!("http://127.0.0.1:{port}");
+    let exec = Local::new();
+    for _ in 0..100 {
+        // A Prometheus that could not bind (port taken) exits at once; do not mistake another
+        // process answering on that port for ours.
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Failure::infra(format!(
+                "prometheus exited ({status}); see {}",
+                dir.join("prometheus.log").display()
+            ))
+            .with_hint(format!("is port {port} free? pass another --port-base")));
+        }
+        if exec
+            .http_get(&format!("{url}/-/ready"), Duration::from_secs(1))
+            .await
+            .is_ok_and(|r| r.status == 200)
+        {
+            return Ok(url);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(Failure::infra(format!(
+        "prometheus did not become ready at {url}; see {}",
+        dir.join("prometheus.log").display()
+    ))
+    .with_hint(format!("is port {port} free? pass another --port-base")))
+}
+
+/// Users of the demo shop: about 40 requests a second to the public URL until aborted, so the
+/// analysis has real traffic to measure. Bounded to loopback and to the demo's lifetime.
+fn simulated_users(url: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let exec = Local::new();
+        loop {
+            let _ = exec.http_get(&url, Duration::from_secs(2)).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
 }
 
 fn absolute(p: &Path) -> PathBuf {
