@@ -289,6 +289,60 @@ pub fn parse_output_file(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The binary edge: print an error with its hint (and annotate it on a runner), return the code.
+///
+/// Every davit binary ends through here so errors look the same everywhere: `error: ...` and a
+/// `hint: ...` line on stderr, an error annotation in the run view, and the documented exit code.
+pub fn finish(result: Result<davit_core::Exit, davit_core::Failure>) -> std::process::ExitCode {
+    match result {
+        Ok(exit) => exit.into(),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            if let Some(h) = &f.hint {
+                eprintln!("hint: {h}");
+            }
+            let gha = Gha::from_env();
+            if gha.on_runner() {
+                gha.annotate(
+                    Level::Error,
+                    &Annotation {
+                        title: Some("davit".into()),
+                        message: match &f.hint {
+                            Some(h) => format!("{}\nhint: {h}", f.message),
+                            None => f.message.clone(),
+                        },
+                        ..Default::default()
+                    },
+                );
+            }
+            f.exit.into()
+        }
+    }
+}
+
+/// Forget `DAVIT_*` variables whose value is empty.
+///
+/// An action passes every input to the binary as an environment variable, set or not, and an
+/// unset input arrives as an empty string. clap would read `DAVIT_WATCH_SECS=""` as a given,
+/// unparsable value; removing empty ones restores "not given" so defaults apply.
+///
+/// Call it first thing in a synchronous `main`, before any thread (a tokio runtime) exists:
+/// changing the environment is only sound while the process is single-threaded.
+pub fn drop_empty_inputs() {
+    let empty: Vec<std::ffi::OsString> = env::vars_os()
+        .filter(|(k, v)| v.is_empty() && k.to_string_lossy().starts_with("DAVIT_"))
+        .map(|(k, _)| k)
+        .collect();
+    for k in empty {
+        // SAFETY: documented precondition: no other thread exists yet, so nothing can read the
+        // environment concurrently.
+        #[allow(unsafe_code)]
+        unsafe {
+            env::remove_var(k)
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,59 +433,5 @@ mod tests {
             buf.text(),
             "output version=v2\n## Deploy\nok\n── tests ──\nwarning: a.rs:3: slow\n"
         );
-    }
-}
-
-/// The binary edge: print an error with its hint (and annotate it on a runner), return the code.
-///
-/// Every davit binary ends through here so errors look the same everywhere: `error: ...` and a
-/// `hint: ...` line on stderr, an error annotation in the run view, and the documented exit code.
-pub fn finish(result: Result<davit_core::Exit, davit_core::Failure>) -> std::process::ExitCode {
-    match result {
-        Ok(exit) => exit.into(),
-        Err(f) => {
-            eprintln!("error: {}", f.message);
-            if let Some(h) = &f.hint {
-                eprintln!("hint: {h}");
-            }
-            let gha = Gha::from_env();
-            if gha.on_runner() {
-                gha.annotate(
-                    Level::Error,
-                    &Annotation {
-                        title: Some("davit".into()),
-                        message: match &f.hint {
-                            Some(h) => format!("{}\nhint: {h}", f.message),
-                            None => f.message.clone(),
-                        },
-                        ..Default::default()
-                    },
-                );
-            }
-            f.exit.into()
-        }
-    }
-}
-
-/// Forget `DAVIT_*` variables whose value is empty.
-///
-/// An action passes every input to the binary as an environment variable, set or not, and an
-/// unset input arrives as an empty string. clap would read `DAVIT_WATCH_SECS=""` as a given,
-/// unparsable value; removing empty ones restores "not given" so defaults apply.
-///
-/// Call it first thing in a synchronous `main`, before any thread (a tokio runtime) exists:
-/// changing the environment is only sound while the process is single-threaded.
-pub fn drop_empty_inputs() {
-    let empty: Vec<std::ffi::OsString> = env::vars_os()
-        .filter(|(k, v)| v.is_empty() && k.to_string_lossy().starts_with("DAVIT_"))
-        .map(|(k, _)| k)
-        .collect();
-    for k in empty {
-        // SAFETY: documented precondition: no other thread exists yet, so nothing can read the
-        // environment concurrently.
-        #[allow(unsafe_code)]
-        unsafe {
-            env::remove_var(k)
-        };
     }
 }
