@@ -189,7 +189,7 @@ fn hook_cmd(t: &Target, rel: &NewRelease, h: &davit_config::Hook) -> davit_core:
             .env("DAVIT_VERSION", rel.version.clone())
             .env("DAVIT_IMAGE", rel.image.clone())
             .env("DAVIT_HOSTS", t.host.clone())
-            .env("DAVIT_PERFORMER", ledger::actor())
+            .env("DAVIT_PERFORMER", t.actor.clone())
             .timeout(timeout),
     }
 }

@@ -34,6 +34,8 @@ pub struct Target {
     pub url: Option<String>,
     pub swarm: Option<davit_config::Swarm>,
     pub kubernetes: Option<davit_config::Kubernetes>,
+    /// Who performs this deploy (GitHub actor or local user), resolved once.
+    pub actor: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +110,7 @@ impl Target {
             url: env.url.clone(),
             swarm: env.swarm.clone(),
             kubernetes: env.kubernetes.clone(),
+            actor: crate::ledger::actor(),
         })
     }
 

@@ -1,0 +1,293 @@
+//! The example pipeline under act, on this host (issue 7's "shown by").
+//!
+//! A copy of examples/shop becomes a git repository; act runs its workflow with
+//! `-P ubuntu-latest=-self-hosted`, resolving `davit-dev/davit/actions/*@v1` to this checkout's
+//! actions and the binaries this test run built, with GITHUB_API_URL pointing at the fake GitHub
+//! API (where the test plays the approver). The first run must end with production on the new
+//! version; a second run with a release that breaks after start must end red, rolled back.
+
+use davit_fake_github::FakeGithub;
+use davit_tests::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn sh(dir: &Path, program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+struct Pipeline {
+    _dir: tempfile::TempDir,
+    repo: PathBuf,
+    actions: PathBuf,
+    osv: PathBuf,
+    bin_dir: PathBuf,
+    app: String,
+    public: u16,
+}
+
+impl Pipeline {
+    fn new() -> Pipeline {
+        let dir = tempfile::tempdir().unwrap();
+        let root = repo_root();
+        // The action repository act resolves `davit-dev/davit@v1` to: only what the actions
+        // need (act copies it), with the binaries this test run built.
+        let actions = dir.path().join("davit");
+        copy_dir(&root.join("actions"), &actions.join("actions"));
+        let exe = std::env::current_exe().unwrap();
+        let bin_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        for b in [
+            "davit",
+            "davit-gate",
+            "davit-image",
+            "davit-approve",
+            "davit-verify",
+        ] {
+            assert!(
+                bin_dir.join(b).exists(),
+                "{b} is not built in {}; run cargo test --workspace",
+                bin_dir.display()
+            );
+        }
+        // An offline OSV database (one advisory for a package the image does not have), so the
+        // scan really runs and passes.
+        let osv = dir.path().join("osv");
+        std::fs::create_dir_all(&osv).unwrap();
+        std::fs::write(
+            osv.join("DAVIT-TEST-1.json"),
+            r#"{"id":"DAVIT-TEST-1","modified":"2026-01-01T00:00:00Z","summary":"test advisory",
+               "affected":[{"package":{"ecosystem":"PyPI","name":"davit-no-such-package"},
+               "ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1.0"}]}]}]}"#,
+        )
+        .unwrap();
+
+        let repo = dir.path().join("shop");
+        copy_dir(&root.join("examples/shop"), &repo);
+        let app = format!("shop-e2e-{}", std::process::id());
+        let (public, blue, green, staging) = (free_port(), free_port(), free_port(), free_port());
+        let toml = std::fs::read_to_string(repo.join("davit.toml")).unwrap();
+        let toml = format!(
+            "state_dir = \"{}\"\n{}",
+            dir.path().join("state").display(),
+            toml.replacen("name = \"shop\"", &format!("name = \"{app}\""), 1)
+                .replace("port = 28090", &format!("port = {staging}"))
+                .replace(
+                    "public = 28080, blue = 28081, green = 28082",
+                    &format!("public = {public}, blue = {blue}, green = {green}")
+                )
+        );
+        std::fs::write(repo.join("davit.toml"), toml).unwrap();
+        sh(&repo, "git", &["init", "-q", "-b", "main"]);
+        sh(
+            &repo,
+            "git",
+            &[
+                "remote",
+                "add",
+                "origin",
+                "https://github.com/davit-dev/app.git",
+            ],
+        );
+        commit(&repo, "shop");
+        Pipeline {
+            _dir: dir,
+            repo,
+            actions,
+            osv,
+            bin_dir,
+            app,
+            public,
+        }
+    }
+
+    /// Run the pipeline under act; the test approves the production issue as `alice`.
+    fn run(&self, fake: &FakeGithub) -> (bool, String) {
+        let mut child = Command::new("act")
+            .args(["push", "-P", "ubuntu-latest=-self-hosted", "--pull=false"])
+            .args(["-W", ".github/workflows/pipeline.yml"])
+            .arg("--local-repository")
+            .arg(format!("davit-dev/davit@v1={}", self.actions.display()))
+            .args(["--env", &format!("GITHUB_API_URL={}", fake.url())])
+            .args([
+                "--env",
+                &format!("DAVIT_SETUP_BIN_DIR={}", self.bin_dir.display()),
+            ])
+            .args(["--env", "DAVIT_LOCK_WAIT_SECS=60"])
+            .args(["--secret", "GITHUB_TOKEN=ghs_e2eFakeToken"])
+            .args([
+                "--secret",
+                "STAGING_DATABASE_URL=postgres://app:canary-stg@db/shop",
+            ])
+            .args([
+                "--secret",
+                "PRODUCTION_DATABASE_URL=postgres://app:canary-prod@db/shop",
+            ])
+            .args(["--var", "DAVIT_APPROVERS=alice"])
+            .args(["--var", "DAVIT_APPROVAL_POLL=200ms"])
+            .args(["--var", "DAVIT_SCANNER=osv"])
+            .args(["--var", &format!("DAVIT_OSV_DB={}", self.osv.display())])
+            .current_dir(&self.repo)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("act");
+        // Play the approver: comment on each new approval issue.
+        let started = Instant::now();
+        let approved_before = fake.issues().len();
+        let mut approved = approved_before;
+        while child.try_wait().unwrap().is_none() {
+            for issue in fake.issues().iter().skip(approved) {
+                fake.add_comment(issue.number, "alice", "approve");
+                approved += 1;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(900),
+                "act did not finish within 15 minutes"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let out = child.wait_with_output().unwrap();
+        let log = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), log)
+    }
+
+    fn version(&self) -> String {
+        format!(
+            "sha-{}",
+            sh(&self.repo, "git", &["rev-parse", "--short=7", "HEAD"])
+        )
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let ids = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=davit.app={}", self.app),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .arg("rm")
+                .arg("-f")
+                .args(ids)
+                .output();
+        }
+        let pid = self
+            ._dir
+            .path()
+            .join(format!("state/{}-production/nginx/nginx.pid", self.app));
+        if let Ok(p) = std::fs::read_to_string(pid) {
+            let _ = Command::new("kill").args(["-QUIT", p.trim()]).output();
+        }
+    }
+}
+
+fn commit(repo: &Path, message: &str) {
+    sh(repo, "git", &["add", "-A"]);
+    sh(
+        repo,
+        "git",
+        &[
+            "-c",
+            "user.email=dev@example.com",
+            "-c",
+            "user.name=dev",
+            "commit",
+            "-qm",
+            message,
+        ],
+    );
+}
+
+#[test]
+fn act_runs_the_example_pipeline_green_then_red_with_rollback() {
+    if !require_all(&["docker", "nginx", "act", "debootstrap", "python3"]) {
+        return;
+    }
+    let base = Command::new(repo_root().join("scripts/build-example-base.sh"))
+        .status()
+        .unwrap();
+    assert!(base.success(), "building the example base image failed");
+    let p = Pipeline::new();
+    let fake = FakeGithub::start();
+    let public = format!("http://127.0.0.1:{}/", p.public);
+
+    // Green: gate, image, staging, approval, production, verify.
+    let good = p.version();
+    let (ok, log) = p.run(&fake);
+    assert!(ok, "the pipeline failed:\n{log}");
+    block_on(async { assert_eq!(version_at(&public).await, good, "{log}") });
+    let deployments = fake.deployments();
+    assert!(
+        deployments.iter().any(|d| d.environment == "staging")
+            && deployments.iter().any(|d| d.environment == "production"),
+        "missing deployment records: {deployments:?}"
+    );
+    // Secrets never reach the log or the API.
+    assert!(
+        !log.contains("canary-prod") && !log.contains("canary-stg"),
+        "secret in the log"
+    );
+    for r in fake.requests() {
+        assert!(!r.body.contains("canary-"), "secret sent to {}", r.path);
+    }
+
+    // Red: a release whose storefront breaks 4 s after start passes the gate, the image and the
+    // health gate, and is rolled back by verify; the workflow fails visibly.
+    let app = std::fs::read_to_string(p.repo.join("app.py")).unwrap();
+    std::fs::write(
+        p.repo.join("app.py"),
+        app.replacen("FAIL_AFTER = None", "FAIL_AFTER = 4", 1),
+    )
+    .unwrap();
+    commit(&p.repo, "a release that breaks");
+    let bad = p.version();
+    let (ok, log) = p.run(&fake);
+    assert!(!ok, "the pipeline with a bad release passed:\n{log}");
+    assert!(log.contains("rolling back"), "{log}");
+    block_on(async { assert_eq!(version_at(&public).await, good, "{log}") });
+    let ledger = std::fs::read_to_string(
+        p._dir
+            .path()
+            .join(format!("state/{}-production/releases.jsonl", p.app)),
+    )
+    .unwrap();
+    assert!(
+        ledger.contains(&format!("\"event\":\"rolled_back\",\"version\":\"{bad}\"")),
+        "{ledger}"
+    );
+}
