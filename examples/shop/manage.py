@@ -1,4 +1,5 @@
-"""Django-style management commands for the example shop: `python3 manage.py migrate`.
+"""Django-style management commands for the example shop: `migrate`, and `makemigrations
+--check --dry-run`, which davit's gate runs to catch model changes without a migration.
 
 davit runs it as a pre-deploy hook in a one-off container of the new image, before any traffic
 moves; a failing migration stops the deploy with the old release still serving.
@@ -16,8 +17,17 @@ def migrate():
     return 0
 
 
+def makemigrations_check():
+    # The example has no models; a real Django project exits 1 here when a migration is missing.
+    print("No changes detected")
+    return 0
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["migrate"]:
+    args = sys.argv[1:]
+    if args == ["migrate"]:
         sys.exit(migrate())
-    print("usage: manage.py migrate", file=sys.stderr)
+    if args[:1] == ["makemigrations"] and "--check" in args:
+        sys.exit(makemigrations_check())
+    print("usage: manage.py migrate | makemigrations --check --dry-run", file=sys.stderr)
     sys.exit(2)

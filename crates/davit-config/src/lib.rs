@@ -90,11 +90,18 @@ impl Config {
 
     /// Where an environment keeps its state (ledger, proxy config, compose files).
     pub fn state_dir_for(&self, env_name: &str, env: &Environment) -> PathBuf {
-        let root = env
-            .state_dir
-            .clone()
-            .or_else(|| self.state_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(".davit/state"));
+        // On a remote host a path relative to this checkout means nothing: use the host's own
+        // state folder unless the environment names one.
+        let root = if env.host != "local" {
+            env.state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/var/lib/davit"))
+        } else {
+            env.state_dir
+                .clone()
+                .or_else(|| self.state_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(".davit/state"))
+        };
         let root = if root.is_absolute() {
             root
         } else {

@@ -193,12 +193,51 @@ pub struct Environment {
     /// Public URL recorded in GitHub deployments; default the proxy or published address.
     #[serde(default)]
     pub url: Option<String>,
+    /// How to reach a remote `host` over SSH (required when host is not `local`).
+    #[serde(default)]
+    pub ssh: Option<SshSettings>,
     /// Swarm strategy settings.
     #[serde(default)]
     pub swarm: Option<Swarm>,
     /// Kubernetes strategy settings.
     #[serde(default)]
     pub kubernetes: Option<Kubernetes>,
+}
+
+/// SSH access to a remote host. Secrets are named, not written here: the key and known_hosts
+/// come from environment variables the workflow maps from repository secrets.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SshSettings {
+    pub user: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u32,
+    /// Environment variable holding the private key (OpenSSH format).
+    #[serde(default = "default_key_env")]
+    pub key_env: String,
+    /// Environment variable holding known_hosts lines for the host (hashed lines work).
+    #[serde(default)]
+    pub known_hosts_env: Option<String>,
+    /// Or a pinned host key fingerprint, `SHA256:...`.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout_secs: u64,
+}
+
+fn default_ssh_port() -> u32 {
+    22
+}
+fn default_key_env() -> String {
+    "DAVIT_SSH_KEY".into()
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_command_timeout() -> u64 {
+    900
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -84,10 +84,59 @@ fn environment(p: &mut Vec<String>, name: &str, env: &Environment) {
     if let Err(e) = validate::name(&format!("environments.{name}"), name) {
         p.push(e.to_string());
     }
-    if env.host != "local"
-        && let Err(e) = validate::hostname(&f("host"), &env.host)
-    {
-        p.push(e.to_string());
+    if env.host != "local" {
+        if let Err(e) = validate::hostname(&f("host"), &env.host) {
+            p.push(e.to_string());
+        }
+        match &env.ssh {
+            None => p.push(format!(
+                "{} is missing: host = \"{}\" is remote, so davit needs [environments.{name}.ssh] with user, key_env and known_hosts_env or fingerprint",
+                f("ssh"),
+                env.host
+            )),
+            Some(ssh) => {
+                if let Err(e) = validate::name(&f("ssh.user"), &ssh.user) {
+                    p.push(e.to_string());
+                }
+                if let Err(e) = validate::port(&f("ssh.port"), ssh.port) {
+                    p.push(e.to_string());
+                }
+                for (field, v) in [
+                    ("ssh.key_env", Some(&ssh.key_env)),
+                    ("ssh.known_hosts_env", ssh.known_hosts_env.as_ref()),
+                ] {
+                    if let Some(v) = v
+                        && let Err(e) = validate::env_name(&f(field), v)
+                    {
+                        p.push(e.to_string());
+                    }
+                }
+                match (&ssh.known_hosts_env, &ssh.fingerprint) {
+                    (None, None) => p.push(format!(
+                        "{}: host keys are always verified; set known_hosts_env (a variable holding known_hosts lines) or fingerprint = \"SHA256:...\"",
+                        f("ssh")
+                    )),
+                    (Some(_), Some(_)) => p.push(format!(
+                        "{}: set known_hosts_env or fingerprint, not both",
+                        f("ssh")
+                    )),
+                    (None, Some(fp)) if !fp.starts_with("SHA256:") => p.push(format!(
+                        "{} = \"{fp}\" is not a SHA256 fingerprint: use the SHA256:... form ssh-keygen -lf prints",
+                        f("ssh.fingerprint")
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(dir) = &env.state_dir
+            && !dir.is_absolute()
+        {
+            p.push(format!(
+                "{} = \"{}\" must be absolute for a remote host, e.g. /var/lib/davit",
+                f("state_dir"),
+                dir.display()
+            ));
+        }
     }
     for (field, addr) in [("bind", &env.bind), ("proxy.listen", &env.proxy.listen)] {
         if addr.parse::<std::net::IpAddr>().is_err() {

@@ -36,6 +36,8 @@ pub struct Target {
     pub kubernetes: Option<davit_config::Kubernetes>,
     /// Who performs this deploy (GitHub actor or local user), resolved once.
     pub actor: String,
+    /// SSH access when `host` is remote.
+    pub ssh: Option<davit_config::SshSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +113,7 @@ impl Target {
             swarm: env.swarm.clone(),
             kubernetes: env.kubernetes.clone(),
             actor: crate::ledger::actor(),
+            ssh: env.ssh.clone(),
         })
     }
 
@@ -165,4 +168,46 @@ pub fn url_host(bind: &str) -> String {
 
 fn config_failure(e: ConfigError) -> Failure {
     Failure::new(davit_core::Exit::BadInput, e.to_string())
+}
+
+/// The executor for a target's host: this machine, or the remote host over SSH with its key and
+/// host key taken from the environment variables the configuration names.
+pub async fn connect(t: &Target) -> Result<Box<dyn davit_exec::Executor>, Failure> {
+    if t.host == "local" {
+        return Ok(Box::new(davit_exec::Local::new()));
+    }
+    let ssh = t.ssh.as_ref().ok_or_else(|| {
+        Failure::bad_input(
+            format!("{} is remote but has no [ssh] settings", t.host),
+            format!("add [environments.{}.ssh]", t.environment),
+        )
+    })?;
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let key = var(&ssh.key_env).ok_or_else(|| {
+        Failure::bad_input(
+            format!(
+                "the SSH private key variable {} is empty or not set",
+                ssh.key_env
+            ),
+            format!(
+                "map the deploy key secret to {} in the workflow's env:",
+                ssh.key_env
+            ),
+        )
+    })?;
+    let mut cfg = davit_exec::SshConfig::new(&t.host, &ssh.user, Secret::new(key));
+    cfg.port = u16::try_from(ssh.port).unwrap_or(22);
+    cfg.connect_timeout = Duration::from_secs(ssh.connect_timeout_secs);
+    cfg.command_timeout = Duration::from_secs(ssh.command_timeout_secs);
+    if let Some(kh) = &ssh.known_hosts_env {
+        // Empty known_hosts fails closed inside the executor (T12).
+        cfg.known_hosts = Some(Secret::new(var(kh).unwrap_or_default()));
+    }
+    cfg.fingerprint = ssh.fingerprint.clone();
+    let exec = davit_exec::Ssh::connect(cfg).await.map_err(|e| {
+        Failure::infra(e.to_string()).with_hint(
+            "check the host, the deploy key and the pinned host key (known_hosts_env or fingerprint)",
+        )
+    })?;
+    Ok(Box::new(exec))
 }

@@ -3,15 +3,17 @@
 use clap::Parser;
 use davit_core::{Exit, Failure};
 use davit_deploy::Target;
-use davit_exec::{Local, Timeline};
+use davit_exec::Timeline;
 use davit_gha::Gha;
 use std::path::PathBuf;
 use std::time::Duration;
 
+// `--version` is the release to verify (as in every davit command), so clap's own version flag
+// is off.
 #[derive(Parser)]
 #[command(
-    version,
-    about = "Verify the live release and roll back when it is bad"
+    about = "Verify the live release and roll back when it is bad",
+    disable_version_flag = true
 )]
 struct Args {
     /// Environment from davit.toml.
@@ -94,7 +96,13 @@ async fn run(args: Args) -> Result<Exit, Failure> {
         opts.rollback = r;
     }
     let timeline = Timeline::default();
-    let verdict = davit_verify::verify(&Local::new(), &target, &opts, &timeline).await?;
+    let verdict = davit_verify::verify(
+        &*davit_deploy::target::connect(&target).await?,
+        &target,
+        &opts,
+        &timeline,
+    )
+    .await?;
     let gha = Gha::from_env();
     let _ = gha.summary(&verdict.markdown());
     let _ = gha.set_output("healthy", &verdict.healthy.to_string());
@@ -107,4 +115,13 @@ async fn run(args: Args) -> Result<Exit, Failure> {
         &serde_json::to_string(&verdict).unwrap_or_default(),
     );
     Ok(verdict.exit())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
 }

@@ -135,3 +135,12 @@ pub struct DemoArgs {
     #[arg(long)]
     pub down: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -6,8 +6,8 @@ use crate::cli::{
 use davit_config::Config;
 use davit_core::{Exit, Failure};
 use davit_deploy::{Options, Report, Target, ledger};
+use davit_exec::Timeline;
 use davit_exec::runner::Cancel;
-use davit_exec::{Local, Timeline};
 use davit_gha::Gha;
 use davit_verify::records::Records;
 use std::time::Duration;
@@ -77,7 +77,8 @@ pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
             t.strategy.as_str()
         ));
     }
-    let exec = Local::new();
+    let exec = davit_deploy::target::connect(&t).await?;
+    let exec = &*exec;
     let release_id = ledger::new_release_id(&a.version);
     let records = if a.dry_run {
         Records::disabled()
@@ -85,14 +86,14 @@ pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
         Records::from_env()
     };
     let image = t.image_for(&a.version);
-    let digest = davit_deploy::docker::image_id(&exec, &image)
+    let digest = davit_deploy::docker::image_id(exec, &image)
         .await
         .unwrap_or_default();
     let record_id = records
         .begin_deploy(&t, &release_id, &image, &digest, approval.clone())
         .await;
     let result = davit_deploy::deploy(
-        &exec,
+        exec,
         &t,
         &a.version,
         &Options {
@@ -122,7 +123,7 @@ pub async fn rollback(global: &Global, a: RollbackArgs) -> Result<Exit, Failure>
     let t = load(global, &a.environment)?;
     let timeline = Timeline::default();
     let report = davit_deploy::rollback(
-        &Local::new(),
+        &*davit_deploy::target::connect(&t).await?,
         &t,
         a.to.as_deref(),
         &a.reason,
@@ -168,7 +169,13 @@ pub async fn verify(global: &Global, a: VerifyArgs) -> Result<Exit, Failure> {
     }
     opts.rollback &= !a.no_rollback;
     let timeline = Timeline::default();
-    let verdict = davit_verify::verify(&Local::new(), &t, &opts, &timeline).await?;
+    let verdict = davit_verify::verify(
+        &*davit_deploy::target::connect(&t).await?,
+        &t,
+        &opts,
+        &timeline,
+    )
+    .await?;
     let gha = Gha::from_env();
     let _ = gha.summary(&verdict.markdown());
     let _ = gha.set_output("healthy", &verdict.healthy.to_string());
@@ -177,7 +184,7 @@ pub async fn verify(global: &Global, a: VerifyArgs) -> Result<Exit, Failure> {
 
 pub async fn releases(global: &Global, a: ReleasesArgs) -> Result<Exit, Failure> {
     let t = load(global, &a.environment)?;
-    let obs = davit_deploy::observe(&Local::new(), &t, None).await?;
+    let obs = davit_deploy::observe(&*davit_deploy::target::connect(&t).await?, &t, None).await?;
     if a.json {
         for r in &obs.ledger {
             println!("{}", serde_json::to_string(r).expect("records serialize"));
@@ -255,7 +262,8 @@ pub async fn lock(global: &Global, a: LockArgs) -> Result<Exit, Failure> {
     match a.action {
         LockAction::Status { environment } => {
             let t = load(global, &environment)?;
-            match davit_deploy::lock::status(&Local::new(), &t).await? {
+            match davit_deploy::lock::status(&*davit_deploy::target::connect(&t).await?, &t).await?
+            {
                 Some(h) => {
                     println!("{} is locked by {}", t.environment, h.describe());
                     if h.is_stale() {
@@ -269,7 +277,9 @@ pub async fn lock(global: &Global, a: LockArgs) -> Result<Exit, Failure> {
         }
         LockAction::Release { environment } => {
             let t = load(global, &environment)?;
-            match davit_deploy::lock::force_release(&Local::new(), &t).await? {
+            match davit_deploy::lock::force_release(&*davit_deploy::target::connect(&t).await?, &t)
+                .await?
+            {
                 Some(h) => println!("released the lock held by {}", h.describe()),
                 None => println!("{} was not locked", t.environment),
             }
