@@ -162,3 +162,34 @@ fn snippet_cannot_break_out_of_its_block() {
     );
     assert!(problems(&text).contains("may not contain braces"));
 }
+
+#[test]
+fn t12_remote_host_needs_ssh_settings_and_a_host_key() {
+    let remote = GOOD.replace(
+        "strategy = \"blue-green\"",
+        "strategy = \"blue-green\"\nhost = \"web-1.example.com\"",
+    );
+    let e = problems(&remote);
+    assert!(e.contains("environments.production.ssh is missing"), "{e}");
+    let no_key = format!("{remote}\n[environments.production.ssh]\nuser = \"deploy\"\n");
+    let e = problems(&no_key);
+    assert!(e.contains("host keys are always verified"), "{e}");
+    let md5 = format!(
+        "{remote}\n[environments.production.ssh]\nuser = \"deploy\"\nfingerprint = \"MD5:aa\"\n"
+    );
+    assert!(problems(&md5).contains("is not a SHA256 fingerprint"));
+    let ok = format!(
+        "{remote}\n[environments.production.ssh]\nuser = \"deploy\"\nknown_hosts_env = \"KH\"\n"
+    );
+    let c = parse(&ok).unwrap();
+    let prod = c.environment("production").unwrap();
+    assert_eq!(
+        c.state_dir_for("production", prod),
+        Path::new("/var/lib/davit/shop-production")
+    );
+    let relative = ok.replace(
+        "host = \"web-1.example.com\"",
+        "host = \"web-1.example.com\"\nstate_dir = \"state\"",
+    );
+    assert!(problems(&relative).contains("must be absolute for a remote host"));
+}

@@ -269,6 +269,7 @@ pub async fn deploy(
             "pass the image tag to deploy, e.g. --version 1.4.2",
         )
     })?;
+    t.require_secrets()?;
     locked(
         exec,
         t,
@@ -484,6 +485,8 @@ async fn rollback_unlocked(
                     color,
                 ),
                 _ if image_present => {
+                    // Re-creating the release writes its env file again.
+                    t.require_secrets()?;
                     let new_color = obs
                         .live
                         .as_ref()

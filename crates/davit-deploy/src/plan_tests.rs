@@ -274,3 +274,23 @@ async fn missing_programs_are_named_together_before_running() {
     assert!(e.to_string().contains("apt-get install nginx-light"), "{e}");
     assert!(exec.log().iter().all(|l| !l.contains("docker run")));
 }
+
+#[tokio::test]
+async fn a_missing_secret_stops_a_deploy_before_anything_runs() {
+    let cfg = Config::parse(BASE, Path::new("davit.toml"), Path::new("/srv/shop")).unwrap();
+    let t = Target::resolve(&cfg, "production", &|_| None).unwrap();
+    assert_eq!(t.missing_secrets, vec!["DATABASE_URL"]);
+    let exec = Recording::new("local");
+    let e = deploy(
+        &exec,
+        &t,
+        "v1",
+        &Options::default(),
+        &davit_exec::runner::Quiet,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.exit, Exit::BadInput);
+    assert!(e.message.contains("DATABASE_URL"), "{e}");
+    assert!(exec.log().is_empty(), "{:?}", exec.log());
+}

@@ -38,6 +38,10 @@ pub struct Target {
     pub actor: String,
     /// SSH access when `host` is remote.
     pub ssh: Option<davit_config::SshSettings>,
+    /// `app.secret_env` names with no value in this run. Only operations that write a release's
+    /// env file (deploy, re-creating a release on rollback) need them; verify and a switch back
+    /// to a running color do not, so the check is theirs ([`Target::require_secrets`]).
+    pub missing_secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,15 +78,6 @@ impl Target {
                 _ => missing.push(name.clone()),
             }
         }
-        if !missing.is_empty() {
-            return Err(Failure::bad_input(
-                format!(
-                    "secret environment variable(s) not set: {}",
-                    missing.join(", ")
-                ),
-                "export them before running davit, or map them from repository secrets in the workflow's env:",
-            ));
-        }
         // Ports were validated with the config; the conversions cannot fail.
         let port = |p: u32| u16::try_from(p).unwrap_or(0);
         Ok(Target {
@@ -114,7 +109,22 @@ impl Target {
             kubernetes: env.kubernetes.clone(),
             actor: crate::ledger::actor(),
             ssh: env.ssh.clone(),
+            missing_secrets: missing,
         })
+    }
+
+    /// Fail (bad input) when a secret the release's env file needs is not set.
+    pub fn require_secrets(&self) -> Result<(), Failure> {
+        if self.missing_secrets.is_empty() {
+            return Ok(());
+        }
+        Err(Failure::bad_input(
+            format!(
+                "secret environment variable(s) not set: {}",
+                self.missing_secrets.join(", ")
+            ),
+            "export them before running davit, or map them from repository secrets in the workflow's env:",
+        ))
     }
 
     /// The image reference of a version: `<repo>:<version>`.
