@@ -193,6 +193,9 @@ pub struct Environment {
     /// Public URL recorded in GitHub deployments; default the proxy or published address.
     #[serde(default)]
     pub url: Option<String>,
+    /// Verified database backup before any migration (owned by davit-backup).
+    #[serde(default)]
+    pub backup: Option<toml::Table>,
     /// How to reach a remote `host` over SSH (required when host is not `local`).
     #[serde(default)]
     pub ssh: Option<SshSettings>,

@@ -331,6 +331,7 @@ async fn deploy_unlocked(
         });
     }
     preflight(exec, &plan).await?;
+    backup_before_migrations(exec, t, &rel, observer).await?;
     let color = match t.strategy {
         Strategy::BlueGreen => Some(
             obs.live
@@ -573,6 +574,63 @@ async fn rollback_unlocked(
             .with_hint("check the target release's container logs (docker logs) before retrying"))
         }
     }
+}
+
+/// No verified backup, no migration: with `[environments.X.backup]` (required by default) a
+/// `pg_dump` is taken and verified (scratch restore by default) before the plan runs, because the
+/// plan's pre-deploy hooks are where migrations change the schema. A failed or unverifiable
+/// backup stops the deploy before anything changes (T37, T38).
+async fn backup_before_migrations(
+    exec: &dyn Executor,
+    t: &Target,
+    rel: &NewRelease,
+    observer: &dyn Observer,
+) -> Result<(), Failure> {
+    let Some(settings) = &t.backup else {
+        return Ok(());
+    };
+    if !settings.required {
+        return Ok(());
+    }
+    let spec = settings
+        .spec(|k| std::env::var(k).ok())
+        .map_err(Failure::from)?;
+    let started = chrono::Utc::now();
+    observer.event(&davit_exec::Event::StepStarted {
+        index: 0,
+        total: 0,
+        summary: "database backup before migrations",
+    });
+    let begun = std::time::Instant::now();
+    let manifest = davit_backup::backup(exec, &spec, &format!("before {}", rel.id))
+        .await
+        .map_err(|e| {
+            let f = Failure::from(e);
+            Failure::new(
+                f.exit,
+                format!(
+                    "no verified backup, no migration: the deploy of {} stopped before changing anything: {}",
+                    rel.version, f.message
+                ),
+            )
+            .with_hint(f.hint.unwrap_or_default())
+        })?;
+    davit_backup::require_verified_backup(exec, &spec, Some(started), spec.verify)
+        .await
+        .map_err(Failure::from)?;
+    // Retention runs under the deploy lock and never deletes the newest verified backup.
+    if let Err(e) = davit_backup::prune(exec, &spec).await {
+        tracing::warn!("backup retention: {e}");
+    }
+    observer.event(&davit_exec::Event::StepDone {
+        index: 0,
+        summary: &format!(
+            "database backup {} verified ({} bytes)",
+            manifest.id, manifest.size
+        ),
+        elapsed: begun.elapsed(),
+    });
+    Ok(())
 }
 
 /// Every program the plan runs must exist, checked once, all missing named together.

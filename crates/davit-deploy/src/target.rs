@@ -5,6 +5,7 @@
 
 use davit_config::{Config, ConfigError, Environment, HealthCheck, Hook, Strategy};
 use davit_core::{Failure, Secret, validate};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,6 +43,8 @@ pub struct Target {
     /// env file (deploy, re-creating a release on rollback) need them; verify and a switch back
     /// to a running color do not, so the check is theirs ([`Target::require_secrets`]).
     pub missing_secrets: Vec<String>,
+    /// Backup settings (`[environments.X.backup]`); parsed, its secrets read at use.
+    pub backup: Option<davit_backup::BackupSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,18 @@ impl Target {
                 _ => missing.push(name.clone()),
             }
         }
+        let backup = match &env.backup {
+            None => None,
+            Some(table) => Some(
+                davit_backup::BackupSettings::deserialize(toml::Value::Table(table.clone()))
+                    .map_err(|e| {
+                        Failure::bad_input(
+                            format!("[environments.{env_name}.backup]: {e}"),
+                            "see the backup settings in README.md (dir, verify, keep, url_env or container/user/database)",
+                        )
+                    })?,
+            ),
+        };
         // Ports were validated with the config; the conversions cannot fail.
         let port = |p: u32| u16::try_from(p).unwrap_or(0);
         Ok(Target {
@@ -110,6 +125,7 @@ impl Target {
             actor: crate::ledger::actor(),
             ssh: env.ssh.clone(),
             missing_secrets: missing,
+            backup,
         })
     }
 

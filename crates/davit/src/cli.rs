@@ -41,8 +41,43 @@ pub enum Command {
     Releases(ReleasesArgs),
     /// Show or free the deploy lock of an environment.
     Lock(LockArgs),
+    /// Verified database backups: list, take one now, restore one.
+    Backup(BackupArgs),
     /// Run the whole release cycle on the bundled demo app against the local Docker engine.
     Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub action: BackupAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupAction {
+    /// Verified backups (newest first), and leftovers that are not backups.
+    List {
+        #[arg(env = "DAVIT_ENVIRONMENT")]
+        environment: String,
+    },
+    /// Take and verify a backup now (under the deploy lock).
+    Now {
+        #[arg(env = "DAVIT_ENVIRONMENT")]
+        environment: String,
+    },
+    /// Restore a backup into a database (refuses a non-empty one without --force).
+    Restore {
+        #[arg(env = "DAVIT_ENVIRONMENT")]
+        environment: String,
+        /// Backup id from `davit backup list`.
+        id: String,
+        /// Database to restore into.
+        #[arg(long)]
+        database: String,
+        /// Replace the contents of a database that already has tables.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -1,7 +1,8 @@
 //! deploy, rollback, verify, releases: load settings, call the library, print, exit code.
 
 use crate::cli::{
-    DeployArgs, Global, LockAction, LockArgs, ReleasesArgs, RollbackArgs, VerifyArgs,
+    BackupAction, BackupArgs, DeployArgs, Global, LockAction, LockArgs, ReleasesArgs, RollbackArgs,
+    VerifyArgs,
 };
 use davit_config::Config;
 use davit_core::{Exit, Failure};
@@ -283,6 +284,90 @@ pub async fn lock(global: &Global, a: LockArgs) -> Result<Exit, Failure> {
                 Some(h) => println!("released the lock held by {}", h.describe()),
                 None => println!("{} was not locked", t.environment),
             }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn backup_spec(t: &Target) -> Result<davit_backup::BackupSpec, Failure> {
+    let settings = t.backup.as_ref().ok_or_else(|| {
+        Failure::bad_input(
+            format!(
+                "{} has no [environments.{}.backup] settings",
+                t.environment, t.environment
+            ),
+            "add a backup table with dir and url_env (or container, user and database)",
+        )
+    })?;
+    settings
+        .spec(|k| std::env::var(k).ok())
+        .map_err(Failure::from)
+}
+
+pub async fn backup(global: &Global, a: BackupArgs) -> Result<Exit, Failure> {
+    match a.action {
+        BackupAction::List { environment } => {
+            let t = load(global, &environment)?;
+            let spec = backup_spec(&t)?;
+            let exec = davit_deploy::target::connect(&t).await?;
+            let listing = davit_backup::list(&*exec, &spec.dir)
+                .await
+                .map_err(Failure::from)?;
+            println!(
+                "  {:<28}  {:<20}  {:>12}  {:<8}  label",
+                "id", "created", "bytes", "verified"
+            );
+            for m in &listing.backups {
+                println!(
+                    "  {:<28}  {:<20}  {:>12}  {:<8}  {}",
+                    m.id,
+                    m.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    m.size,
+                    format!("{:?}", m.verification.level).to_lowercase(),
+                    m.label
+                );
+            }
+            for p in &listing.partial {
+                println!("  partial (interrupted, not a backup): {p}");
+            }
+            for u in &listing.unverified {
+                println!("  unverified (no manifest, not a backup): {u}");
+            }
+            for (f, why) in &listing.broken {
+                println!("  unusable: {f}: {why}");
+            }
+        }
+        BackupAction::Now { environment } => {
+            let t = load(global, &environment)?;
+            let spec = backup_spec(&t)?;
+            let exec = davit_deploy::target::connect(&t).await?;
+            let exec = &*exec;
+            let lock = davit_deploy::lock::acquire(
+                exec,
+                &t,
+                "backup",
+                "-",
+                &davit_deploy::lock::LockOptions::default(),
+            )
+            .await?;
+            let result = davit_backup::backup(exec, &spec, "manual").await;
+            lock.release(exec, &t).await?;
+            let m = result.map_err(Failure::from)?;
+            println!("{} verified ({} bytes, sha256 {})", m.id, m.size, m.sha256);
+        }
+        BackupAction::Restore {
+            environment,
+            id,
+            database,
+            force,
+        } => {
+            let t = load(global, &environment)?;
+            let spec = backup_spec(&t)?;
+            let exec = davit_deploy::target::connect(&t).await?;
+            let r = davit_backup::restore(&*exec, &spec, &id, &database, force)
+                .await
+                .map_err(Failure::from)?;
+            println!("restored {id} into {database}: {r:?}");
         }
     }
     Ok(Exit::Ok)

@@ -19,6 +19,7 @@ pub async fn run(cli: cli::Cli) -> Result<Exit, Failure> {
         Verify(a) => commands::verify(&cli.global, a).await,
         Releases(a) => commands::releases(&cli.global, a).await,
         Lock(a) => commands::lock(&cli.global, a).await,
+        Backup(a) => commands::backup(&cli.global, a).await,
         Demo(a) => demo::run(a).await,
     }
 }
