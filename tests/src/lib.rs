@@ -162,34 +162,32 @@ ports = {{ public = {public}, blue = {blue}, green = {green} }}
 
     /// Remove this sandbox's containers and stop its nginx.
     pub fn cleanup(&self) {
-        let out = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=davit.app={}", self.app),
-            ])
-            .output();
-        if let Ok(o) = out {
-            let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .map(String::from)
-                .collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .arg("rm")
-                    .arg("-f")
-                    .args(ids)
-                    .output();
-            }
+        cleanup_app(&self.app, &self.dir.path().join("state"));
+    }
+}
+
+/// Remove every container of `app` (by its davit label) and stop the production nginx davit
+/// started for it under `state_dir`.
+pub fn cleanup_app(app: &str, state_dir: &Path) {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label=davit.app={app}")])
+        .output();
+    if let Ok(o) = out {
+        let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .arg("rm")
+                .arg("-f")
+                .args(ids)
+                .output();
         }
-        let pid = self
-            .dir
-            .path()
-            .join(format!("state/{}-production/nginx/nginx.pid", self.app));
-        if let Ok(p) = std::fs::read_to_string(pid) {
-            let _ = Command::new("kill").args(["-QUIT", p.trim()]).output();
-        }
+    }
+    let pid = state_dir.join(format!("{app}-production/nginx/nginx.pid"));
+    if let Ok(p) = std::fs::read_to_string(pid) {
+        let _ = Command::new("kill").args(["-QUIT", p.trim()]).output();
     }
 }
 

@@ -188,31 +188,7 @@ impl Pipeline {
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
-        let ids = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=davit.app={}", self.app),
-            ])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .arg("rm")
-                .arg("-f")
-                .args(ids)
-                .output();
-        }
-        let pid = self
-            ._dir
-            .path()
-            .join(format!("state/{}-production/nginx/nginx.pid", self.app));
-        if let Ok(p) = std::fs::read_to_string(pid) {
-            let _ = Command::new("kill").args(["-QUIT", p.trim()]).output();
-        }
+        cleanup_app(&self.app, &self._dir.path().join("state"));
     }
 }
 

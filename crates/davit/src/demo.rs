@@ -291,42 +291,34 @@ pub async fn teardown(exec: &dyn Executor, dir: &Path) {
         .join(format!("{APP}-production"))
         .join("nginx")
         .join("nginx.pid");
-    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-        let pid = pid.trim();
-        if !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()) {
-            let _ = exec.run(&Cmd::new("kill").args(["-QUIT", pid])).await;
-            // nginx exits within a moment; wait so the port is free for the next run.
-            for _ in 0..50 {
-                if !exec
-                    .run(&Cmd::new("kill").args(["-0", pid]))
-                    .await
-                    .is_ok_and(|o| o.success())
-                {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-    if let Ok(pid) = std::fs::read_to_string(dir.join("prometheus.pid")) {
-        let pid = pid.trim();
-        if !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()) {
-            let _ = exec.run(&Cmd::new("kill").args(["-TERM", pid])).await;
-            for _ in 0..50 {
-                if !exec
-                    .run(&Cmd::new("kill").args(["-0", pid]))
-                    .await
-                    .is_ok_and(|o| o.success())
-                {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    stop_process(exec, &pid_file, "-QUIT").await;
+    stop_process(exec, &dir.join("prometheus.pid"), "-TERM").await;
     let _ = std::fs::remove_dir_all(dir.join("state"));
     let _ = std::fs::remove_dir_all(dir.join("prometheus"));
     let _ = std::fs::remove_file(dir.join("prometheus.pid"));
+}
+
+/// Signal the process named in a pid file and wait (up to 5 s) until it is gone, so its port is
+/// free for the next demo run.
+async fn stop_process(exec: &dyn Executor, pid_file: &Path, signal: &str) {
+    let Ok(pid) = std::fs::read_to_string(pid_file) else {
+        return;
+    };
+    let pid = pid.trim();
+    if pid.is_empty() || !pid.chars().all(|c| c.is_ascii_digit()) {
+        return;
+    }
+    let _ = exec.run(&Cmd::new("kill").args([signal, pid])).await;
+    for _ in 0..50 {
+        let alive = exec
+            .run(&Cmd::new("kill").args(["-0", pid]))
+            .await
+            .is_ok_and(|o| o.success());
+        if !alive {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Start a Prometheus for the demo that scrapes both production colors every second. It keeps
