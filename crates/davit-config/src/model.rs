@@ -321,6 +321,13 @@ pub struct Proxy {
     /// How long nginx waits for the upstream to answer before 504.
     #[serde(default = "default_read_timeout")]
     pub read_timeout_secs: u64,
+    /// Keep-alive for client connections to nginx, in seconds. 0 (the default) closes each
+    /// client connection after its response: on a switch, nginx's reload closes idle keep-alive
+    /// connections, and a request a client sends at that instant is lost (measured in
+    /// docs/BENCHMARKS.md). With 0 a switch drops nothing, at the cost of a TCP handshake per
+    /// request; behind a TLS terminator or a load balancer that pools connections it costs little.
+    #[serde(default)]
+    pub client_keepalive_secs: u64,
 }
 
 impl Default for Proxy {
@@ -330,6 +337,7 @@ impl Default for Proxy {
             listen: default_bind(),
             snippet: None,
             read_timeout_secs: default_read_timeout(),
+            client_keepalive_secs: 0,
         }
     }
 }

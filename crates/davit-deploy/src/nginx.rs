@@ -146,6 +146,7 @@ pub fn site_conf(t: &Target, color: &str, release: &str, version: &str, port: u1
          }}\n\
          server {{\n\
          \x20   listen {listen}:{public};\n\
+         \x20   keepalive_timeout {client_keepalive}s;\n\
          \x20   location / {{\n\
          \x20       proxy_pass http://{upstream};\n\
          \x20       proxy_http_version 1.1;\n\
@@ -160,6 +161,7 @@ pub fn site_conf(t: &Target, color: &str, release: &str, version: &str, port: u1
         listen = listen_addr(&t.proxy.listen),
         public = ports.public,
         read = t.proxy.read_timeout_secs,
+        client_keepalive = t.proxy.client_keepalive_secs,
     )
 }
 
