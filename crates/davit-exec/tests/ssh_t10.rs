@@ -21,17 +21,26 @@ fn davit_dirs() -> BTreeSet<PathBuf> {
         .collect()
 }
 
-/// Files under `root` containing `needle` (regular files up to 16 MiB; no symlinks followed).
+/// Files under `root` containing `needle` (regular files up to 1 MiB; no symlinks followed).
+/// Build trees and repositories are skipped: a key file davit writes is small and lives in its
+/// own temp dir, and a CI checkout under /tmp holds gigabytes of build output that would make
+/// this scan take longer than the whole suite.
 fn files_containing(root: &Path, needle: &[u8], hits: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
     for e in entries.flatten() {
         let Ok(ft) = e.file_type() else { continue };
+        let name = e.file_name();
+        let name = name.to_string_lossy();
         if ft.is_dir() {
+            if name == "target" || name.starts_with("target-") || name == ".git" || name == ".cargo"
+            {
+                continue;
+            }
             files_containing(&e.path(), needle, hits);
         } else if ft.is_file()
-            && e.metadata().is_ok_and(|m| m.len() <= 16 << 20)
+            && e.metadata().is_ok_and(|m| m.len() <= 1 << 20)
             && std::fs::read(e.path()).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
         {
             hits.push(e.path());
