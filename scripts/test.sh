@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
 export PATH="$PATH:/usr/sbin:/sbin"
 cargo fmt --all -- --check
+# T05: the actions and workflows (ours and the example users copy) pass a static audit.
+zizmor --offline --quiet actions .github examples/shop/.github
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --no-fail-fast "$@"
