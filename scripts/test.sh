@@ -9,4 +9,7 @@ cargo fmt --all -- --check
 # T05: the actions and workflows (ours and the example users copy) pass a static audit.
 zizmor --offline --quiet actions .github examples/shop/.github
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The end-to-end suites run the davit binaries as a workflow would; cargo test does not build
+# other packages' binaries, so build them first.
+cargo build --workspace --bins --quiet
 cargo test --workspace --no-fail-fast "$@"

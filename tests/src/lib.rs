@@ -60,6 +60,35 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Path of one of davit's binaries (`davit`, `davit-gate`, `davit-image`, `davit-approve`,
+/// `davit-verify`) in this build's target folder, building them all once per test process when
+/// any is missing (a plain `cargo test` does not build other packages' binaries).
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    const ALL: [&str; 5] = [
+        "davit",
+        "davit-gate",
+        "davit-image",
+        "davit-approve",
+        "davit-verify",
+    ];
+    BUILT.get_or_init(|| {
+        if ALL.iter().all(|b| dir.join(b).exists()) {
+            return;
+        }
+        let mut c = Command::new("cargo");
+        c.arg("build").current_dir(repo_root());
+        for b in ALL {
+            c.args(["-p", b]);
+        }
+        let st = c.status().expect("cargo");
+        assert!(st.success(), "building the davit binaries failed");
+    });
+    dir.join(name)
+}
+
 /// The static demo app binary, built once per test process.
 pub fn demo_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

@@ -10,8 +10,7 @@ use davit_tests::*;
 use std::process::Command;
 
 fn davit(args: &[&str], db_url: &str) -> std::process::Output {
-    let exe = std::env::current_exe().unwrap();
-    Command::new(exe.parent().unwrap().parent().unwrap().join("davit"))
+    Command::new(bin("davit"))
         .args(args)
         .env("DAVIT_TEST_DB_URL", db_url)
         .env_remove("GITHUB_TOKEN")

@@ -8,21 +8,6 @@ use std::time::Duration;
 
 const TOKEN: &str = "ghs_canaryTOKEN0123456789";
 
-fn bin(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join(name);
-    if !path.exists() {
-        let pkg = if name == "davit" { "davit" } else { name };
-        let st = Command::new("cargo")
-            .args(["build", "-p", pkg])
-            .current_dir(repo_root())
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    path
-}
-
 /// A command with the runner-like environment pointing at the fake API.
 fn cmd(fake: &FakeGithub, name: &str) -> Command {
     let mut c = Command::new(bin(name));

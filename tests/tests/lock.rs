@@ -149,20 +149,6 @@ fn t30_stale_lock() {
     });
 }
 
-fn davit_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("davit");
-    if !bin.exists() {
-        let st = std::process::Command::new("cargo")
-            .args(["build", "-p", "davit"])
-            .current_dir(repo_root())
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    bin
-}
-
 /// T27: SIGTERM while the new color waits for its health gate: the deploy reverts (new color
 /// removed, traffic on the old version) and the lock is released.
 #[test]
@@ -182,7 +168,7 @@ fn t27_sigterm_mid_deploy_reverts_and_releases_the_lock() {
             .await
             .unwrap();
     });
-    let child = std::process::Command::new(davit_bin())
+    let child = std::process::Command::new(bin("davit"))
         .args(["deploy", "production", "--version", "slow", "--config"])
         .arg(&config)
         .env_remove("CI")

@@ -29,8 +29,7 @@ fn config(sb: &Sandbox, repo: &str, port: u16, trust: &str) -> std::path::PathBu
 }
 
 fn davit(args: &[&str], key: &str, known_hosts: &str) -> std::process::Output {
-    let exe = std::env::current_exe().unwrap();
-    Command::new(exe.parent().unwrap().parent().unwrap().join("davit"))
+    Command::new(bin("davit"))
         .args(args)
         .env(KEY_ENV, key)
         .env(KH_ENV, known_hosts)
