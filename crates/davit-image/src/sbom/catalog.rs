@@ -63,11 +63,11 @@ pub fn inventory(files: &ImageFiles) -> Inventory {
         let abs = format!("/{path}");
         if path == DPKG_STATUS || path.starts_with(DPKG_STATUS_D) {
             for (p, since) in with_history(versions, parse_dpkg) {
-                comps.push(ctx.deb(p, since, &layer_of, &abs));
+                comps.push(ctx.os_package(PkgType::Deb, "debian", p, since, &layer_of, &abs));
             }
         } else if path == APK_INSTALLED {
             for (p, since) in with_history(versions, parse_apk) {
-                comps.push(ctx.apk(p, since, &layer_of, &abs));
+                comps.push(ctx.os_package(PkgType::Apk, "alpine", p, since, &layer_of, &abs));
             }
         } else if path.ends_with("/METADATA")
             || path.ends_with("PKG-INFO")
@@ -134,41 +134,25 @@ impl Ctx<'_> {
         }
         q
     }
-    fn deb(
+    /// An OS package (dpkg or apk) as a component; the purl namespace is the image's distro,
+    /// or `default_ns` when the release file was not found.
+    fn os_package(
         &self,
+        kind: PkgType,
+        default_ns: &str,
         p: Pkg,
         since: usize,
         layer_of: &dyn Fn(usize) -> Option<String>,
         path: &str,
     ) -> Component {
-        let ns = self.distro.map_or("debian", |d| d.id.as_str()).to_string();
+        let ns = self
+            .distro
+            .map_or(default_ns, |d| d.id.as_str())
+            .to_string();
         let q = self.os_qualifiers(&p.arch);
         Component {
-            kind: PkgType::Deb,
-            purl: purl(PkgType::Deb, Some(&ns), &p.name, &p.version, &q),
-            name: p.name,
-            version: p.version,
-            layer: layer_of(since),
-            layer_index: Some(since),
-            path: path.to_string(),
-            source_name: p.source_name,
-            source_version: p.source_version,
-            arch: p.arch,
-            licenses: p.licenses,
-        }
-    }
-    fn apk(
-        &self,
-        p: Pkg,
-        since: usize,
-        layer_of: &dyn Fn(usize) -> Option<String>,
-        path: &str,
-    ) -> Component {
-        let ns = self.distro.map_or("alpine", |d| d.id.as_str()).to_string();
-        let q = self.os_qualifiers(&p.arch);
-        Component {
-            kind: PkgType::Apk,
-            purl: purl(PkgType::Apk, Some(&ns), &p.name, &p.version, &q),
+            kind,
+            purl: purl(kind, Some(&ns), &p.name, &p.version, &q),
             name: p.name,
             version: p.version,
             layer: layer_of(since),
