@@ -70,9 +70,14 @@ pub fn expect(t: &Target, version: &str) -> ProbeExpect {
     }
 }
 
+/// The color a new release goes into: the one not live (blue on a first deploy).
+pub fn idle_color(obs: &Observed) -> &'static str {
+    obs.live.as_ref().map(|l| other(&l.color)).unwrap_or("blue")
+}
+
 /// Deploy a new release into the idle color.
 pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
-    let color = obs.live.as_ref().map(|l| other(&l.color)).unwrap_or("blue");
+    let color = idle_color(obs);
     let mut plan = Plan::new(format!(
         "blue-green deploy of {} ({}) to {} as {color}",
         rel.version, rel.image, t.environment

@@ -333,13 +333,7 @@ async fn deploy_unlocked(
     preflight(exec, &plan).await?;
     backup_before_migrations(exec, t, &rel, observer).await?;
     let color = match t.strategy {
-        Strategy::BlueGreen => Some(
-            obs.live
-                .as_ref()
-                .map(|l| bluegreen::other(&l.color))
-                .unwrap_or("blue")
-                .to_string(),
-        ),
+        Strategy::BlueGreen => Some(bluegreen::idle_color(&obs).to_string()),
         Strategy::Compose | Strategy::Swarm | Strategy::Kubernetes => None,
     };
     let mut record = Record {
@@ -353,7 +347,7 @@ async fn deploy_unlocked(
         environment: t.environment.clone(),
         host: exec.host().to_string(),
         at: String::new(),
-        actor: ledger::actor(),
+        actor: t.actor.clone(),
         reason: None,
         approval: opts.approval.clone(),
     };
@@ -488,12 +482,7 @@ async fn rollback_unlocked(
                 _ if image_present => {
                     // Re-creating the release writes its env file again.
                     t.require_secrets()?;
-                    let new_color = obs
-                        .live
-                        .as_ref()
-                        .map(|l| bluegreen::other(&l.color))
-                        .unwrap_or("blue")
-                        .to_string();
+                    let new_color = bluegreen::idle_color(&obs).to_string();
                     (
                         bluegreen::plan_redeploy(t, &rel, bad_color.as_deref(), &obs),
                         new_color,
@@ -539,7 +528,7 @@ async fn rollback_unlocked(
     let base = |event: Event, r: &Record| Record {
         event,
         at: ledger::now(),
-        actor: ledger::actor(),
+        actor: t.actor.clone(),
         reason: Some(reason.to_string()),
         host: exec.host().to_string(),
         ..r.clone()

@@ -153,7 +153,7 @@ pub async fn acquire(
     let token: u64 = rand::random();
     let holder = Holder {
         token: format!("{token:016x}"),
-        actor: crate::ledger::actor(),
+        actor: t.actor.clone(),
         run_url: run_url(),
         machine: machine(),
         pid: std::process::id(),
