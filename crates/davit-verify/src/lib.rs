@@ -102,6 +102,21 @@ impl Verdict {
         }
     }
 
+    /// Step summary and outputs (`healthy`, `rolled-back-to`, `verdict-json`), the same from the
+    /// action's binary and from `davit verify`. Write failures only lose the summary.
+    pub fn publish(&self, gha: &davit_gha::Gha) {
+        let _ = gha.summary(&self.markdown());
+        let _ = gha.set_output("healthy", &self.healthy.to_string());
+        let _ = gha.set_output(
+            "rolled-back-to",
+            self.rolled_back_to.as_deref().unwrap_or(""),
+        );
+        let _ = gha.set_output(
+            "verdict-json",
+            &serde_json::to_string(self).unwrap_or_default(),
+        );
+    }
+
     /// The step summary: the decision and every measurement against its expectation.
     pub fn markdown(&self) -> String {
         let mut s = format!(

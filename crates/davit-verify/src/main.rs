@@ -103,17 +103,7 @@ async fn run(args: Args) -> Result<Exit, Failure> {
         &timeline,
     )
     .await?;
-    let gha = Gha::from_env();
-    let _ = gha.summary(&verdict.markdown());
-    let _ = gha.set_output("healthy", &verdict.healthy.to_string());
-    let _ = gha.set_output(
-        "rolled-back-to",
-        verdict.rolled_back_to.as_deref().unwrap_or(""),
-    );
-    let _ = gha.set_output(
-        "verdict-json",
-        &serde_json::to_string(&verdict).unwrap_or_default(),
-    );
+    verdict.publish(&Gha::from_env());
     Ok(verdict.exit())
 }
 

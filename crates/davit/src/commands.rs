@@ -177,9 +177,7 @@ pub async fn verify(global: &Global, a: VerifyArgs) -> Result<Exit, Failure> {
         &timeline,
     )
     .await?;
-    let gha = Gha::from_env();
-    let _ = gha.summary(&verdict.markdown());
-    let _ = gha.set_output("healthy", &verdict.healthy.to_string());
+    verdict.publish(&Gha::from_env());
     Ok(verdict.exit())
 }
 
