@@ -14,7 +14,7 @@ use crate::load::{Record, now_us};
 use crate::sandbox::{IMAGE, Sandbox, Settings};
 use crate::stats::{Kind, Summary, Switch, SwitchSeen, summarize};
 use anyhow::Context;
-use davit_deploy::Options;
+use davit_deploy::{Options, Target};
 use davit_exec::runner::{Event, Observer, Quiet};
 use davit_exec::{Executor, Local, Timeline};
 use serde::Serialize;
@@ -188,18 +188,35 @@ fn failure(f: davit_core::Failure) -> anyhow::Error {
     anyhow::anyhow!("{f}")
 }
 
+/// A sandboxed environment with v1 deployed through davit and the load generator already
+/// running against its public URL: the common start of every davit scenario.
+async fn v1_under_load(
+    ctx: &Ctx,
+    name: &str,
+    environment: &str,
+) -> anyhow::Result<(Sandbox, Target, LoadProcess)> {
+    let sb = Sandbox::new(name)?;
+    let t = sb.target(environment, &ctx.settings)?;
+    davit_deploy::deploy(
+        &Local::new(),
+        &t,
+        V1,
+        &Options::default(),
+        ctx.observer().as_ref(),
+    )
+    .await
+    .map_err(failure)?;
+    let load = LoadProcess::start(ctx, &format!("{}/", t.public_url())).await?;
+    Ok((sb, t, load))
+}
+
 /// Blue-green deploy/rollback cycles under load.
 pub async fn blue_green(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let started = now_us();
-    let sb = Sandbox::new("bg")?;
-    let t = sb.target("production", &ctx.settings)?;
+    let (sb, t, load) = v1_under_load(ctx, "bg", "production").await?;
     let exec = Local::new();
     let opts = Options::default();
     let obs = ctx.observer();
-    davit_deploy::deploy(&exec, &t, V1, &opts, obs.as_ref())
-        .await
-        .map_err(failure)?;
-    let load = LoadProcess::start(ctx, &format!("{}/", t.public_url())).await?;
     let mut switches = Vec::new();
     let run = async {
         for i in 0..ctx.cycles {
@@ -249,15 +266,10 @@ pub async fn blue_green(ctx: &Ctx) -> anyhow::Result<Outcome> {
 /// A release that goes bad after its health gate, caught and rolled back by verify.
 pub async fn detection(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let started = now_us();
-    let sb = Sandbox::new("detect")?;
-    let t = sb.target("production", &ctx.settings)?;
+    let (sb, t, load) = v1_under_load(ctx, "detect", "production").await?;
     let exec = Local::new();
     let opts = Options::default();
     let obs = ctx.observer();
-    davit_deploy::deploy(&exec, &t, V1, &opts, obs.as_ref())
-        .await
-        .map_err(failure)?;
-    let load = LoadProcess::start(ctx, &format!("{}/", t.public_url())).await?;
     let mut switches = Vec::new();
     let mut verdicts = Vec::new();
     let tl = Timeline::new(if ctx.verbose {
@@ -364,15 +376,10 @@ pub async fn detection(ctx: &Ctx) -> anyhow::Result<Outcome> {
 /// davit's compose strategy: `docker compose up -d` of the release's compose file.
 pub async fn compose_up(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let started = now_us();
-    let sb = Sandbox::new("up")?;
-    let t = sb.target("staging", &ctx.settings)?;
+    let (sb, t, load) = v1_under_load(ctx, "up", "staging").await?;
     let exec = Local::new();
     let opts = Options::default();
     let obs = ctx.observer();
-    davit_deploy::deploy(&exec, &t, V1, &opts, obs.as_ref())
-        .await
-        .map_err(failure)?;
-    let load = LoadProcess::start(ctx, &format!("{}/", t.public_url())).await?;
     let mut switches = Vec::new();
     let run = async {
         for i in 0..ctx.baseline_cycles {
