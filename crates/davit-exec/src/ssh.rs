@@ -129,6 +129,16 @@ impl std::fmt::Debug for Ssh {
     }
 }
 
+/// What the fallback ProxyCommand prints: a client that says it went without the master.
+const NO_MASTER: &str = "davit-ssh-request-had-no-master";
+
+/// How one try of a script failed: whether the remote shell ever started decides whether
+/// sending it again is safe.
+enum Attempt {
+    NotStarted(ExecError),
+    Failed(ExecError),
+}
+
 /// What one script run returned.
 struct Raw {
     status: i32,
@@ -522,8 +532,42 @@ impl Ssh {
 
     /// Run `body` with `sh -s` on the host. The body must leave its status in `$?` at the end;
     /// a trailer reports it behind a random marker, so a remote 255 is not mistaken for ssh's.
+    ///
+    /// When the client could not hand the request to the master (it exited between the check
+    /// and the request, or before confirming the session) it falls back to a connection of its
+    /// own, which [`NO_MASTER`] refuses at once and marks. The script travels on stdin, which the
+    /// master forwards only after confirming the session, so nothing ran on the host: the script
+    /// is sent once more over a fresh master. Once the shell has started, a failure is reported, never retried: the
+    /// command may have had effects.
     async fn script(&self, body: String, timeout: Duration) -> Result<Raw, ExecError> {
         self.ensure_master().await?;
+        match self.script_once(&body, timeout).await {
+            Err(Attempt::NotStarted(lost)) => {
+                tracing::info!(host = %self.name, error = %lost, "ssh request never reached the host; reconnecting and sending it again");
+                if let Err(again) = self.ensure_master().await {
+                    // The first error says what happened (stalled, lost); the second why
+                    // davit could not carry on. Both already name the host: keep it once.
+                    let bare = |e: &ExecError| match e {
+                        ExecError::Io { source, .. } => source.to_string(),
+                        other => other.to_string(),
+                    };
+                    return Err(self.conn_error(
+                        std::io::ErrorKind::ConnectionAborted,
+                        format!("{}; reconnecting failed too: {}", bare(&lost), bare(&again)),
+                    ));
+                }
+                match self.script_once(&body, timeout).await {
+                    Ok(raw) => Ok(raw),
+                    Err(Attempt::NotStarted(e) | Attempt::Failed(e)) => Err(e),
+                }
+            }
+            Err(Attempt::Failed(e)) => Err(e),
+            Ok(raw) => Ok(raw),
+        }
+    }
+
+    /// One try of [`Self::script`] over the current master.
+    async fn script_once(&self, body: &str, timeout: Duration) -> Result<Raw, Attempt> {
         let marker = format!(
             "davit-status-{:016x}{:016x}",
             rand::random::<u64>(),
@@ -544,7 +588,7 @@ impl Ssh {
             script,
             "davit_missing() {{ printf '\\n%s missing\\n' '{marker}' >&2; exit 127; }}"
         );
-        script.push_str(&body);
+        script.push_str(body);
         if !body.ends_with('\n') {
             script.push('\n');
         }
@@ -557,8 +601,10 @@ impl Ssh {
             // When the master dies mid-request, a client falls back to its own connection; it
             // has no key by then, and on a black-holed host it would only hang or leave failed
             // logins (fail2ban food). ProxyCommand is only used for that fallback: make it fail
-            // at once, so the error is "connection lost" and the next operation reconnects.
-            .args(["-o", "ProxyCommand=false", "--"])
+            // at once, marked, so `script` knows the request never left this machine.
+            .arg("-o")
+            .arg(format!("ProxyCommand=sh -c 'echo {NO_MASTER} >&2; exit 1'"))
+            .arg("--")
             .arg(&self.cfg.host)
             .arg("sh -s")
             .stdin(Stdio::piped())
@@ -566,14 +612,14 @@ impl Ssh {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = c.spawn().map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
+            Attempt::Failed(if e.kind() == std::io::ErrorKind::NotFound {
                 self.conn_error(
                     e.kind(),
                     "`ssh` is not installed; hint: install openssh-client".into(),
                 )
             } else {
                 self.conn_error(e.kind(), format!("cannot run ssh: {e}"))
-            }
+            })
         })?;
         let mut stdin = child.stdin.take().expect("stdin was piped");
         let mut stdout = child.stdout.take().expect("stdout was piped");
@@ -599,11 +645,19 @@ impl Ssh {
         };
         let (status, out, err) = match tokio::time::timeout(timeout, run).await {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(self.conn_error(e.kind(), format!("ssh I/O failed: {e}"))),
+            Ok(Err(e)) => {
+                return Err(Attempt::Failed(
+                    self.conn_error(e.kind(), format!("ssh I/O failed: {e}")),
+                ));
+            }
             // Dropping the future drops the child: kill_on_drop kills the local client, the
             // master closes the channel, and the remote `timeout` ends the command.
-            Err(_) => return Err(timeout_marker(timeout)),
+            Err(_) => return Err(Attempt::Failed(timeout_marker(timeout))),
         };
+        // The client fell back to its own connection (never reached the master) and the shell
+        // never printed its first line: the request did not reach the host.
+        let never_sent = find(&err, NO_MASTER.as_bytes()).is_some()
+            && find(&err, format!("{marker}-err\n").as_bytes()).is_none();
         let out = after_line(out, format!("{marker}-out\n").as_bytes());
         let err = String::from_utf8_lossy(&after_line(err, format!("{marker}-err\n").as_bytes()))
             .into_owned();
@@ -641,7 +695,12 @@ impl Ssh {
                         " (the remote shell ended without reporting a status: {status})"
                     );
                 }
-                Err(self.conn_error(kind, msg))
+                let e = self.conn_error(kind, msg);
+                Err(if never_sent {
+                    Attempt::NotStarted(e)
+                } else {
+                    Attempt::Failed(e)
+                })
             }
         }
     }
@@ -833,7 +892,12 @@ fn classify(stderr: &str, cfg: &SshConfig, handshake: bool) -> (std::io::ErrorKi
         .lines()
         .map(str::trim)
         .rev()
-        .find(|l| !l.is_empty() && !l.starts_with('@') && !l.starts_with("davit-status-"))
+        .find(|l| {
+            !l.is_empty()
+                && !l.starts_with('@')
+                && !l.starts_with("davit-status-")
+                && !l.contains(NO_MASTER)
+        })
         .unwrap_or("")
         .to_string();
     if stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")

@@ -298,6 +298,16 @@ async fn a_plan_runs_on_the_remote_host() {
     assert!(!marker.exists());
 }
 
+/// `ssh -O <op>` on the executor's control socket, behind its back.
+fn mux_control(ssh: &Ssh, op: &str) -> std::process::Output {
+    std::process::Command::new("ssh")
+        .arg("-S")
+        .arg(ssh.control_path())
+        .args(["-O", op, "127.0.0.1"])
+        .output()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn one_master_connection_serves_every_operation() {
     let s = sshd_or_skip!("one_master_connection_serves_every_operation");
@@ -310,12 +320,7 @@ async fn one_master_connection_serves_every_operation() {
             .unwrap();
     }
     assert_eq!(s.accepted_logins(), 1, "{}", s.log());
-    let check = std::process::Command::new("ssh")
-        .args(["-S"])
-        .arg(ssh.control_path())
-        .args(["-O", "check", "127.0.0.1"])
-        .output()
-        .unwrap();
+    let check = mux_control(&ssh, "check");
     assert!(check.status.success(), "{check:?}");
     let control = ssh.control_path();
     drop(ssh);
@@ -329,15 +334,53 @@ async fn a_lost_master_is_reopened_for_the_next_operation() {
     let ssh = connect(&s).await;
     ssh.run(&Cmd::new("true")).await.unwrap();
     // Close the master behind the executor's back: the next operation reconnects.
-    let st = std::process::Command::new("ssh")
-        .arg("-S")
-        .arg(ssh.control_path())
-        .args(["-O", "exit", "127.0.0.1"])
-        .output()
-        .unwrap();
+    let st = mux_control(&ssh, "exit");
     assert!(st.status.success(), "{st:?}");
-    let out = ssh.run(&Cmd::new("echo").arg("again")).await.unwrap();
+    let out = ssh.run(&Cmd::new("echo").arg("again")).await;
+    let out = out.unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", s.log()));
     assert_eq!(out.stdout, "again\n");
+    assert_eq!(s.accepted_logins(), 2, "{}", s.log());
+}
+
+/// A master killed outright leaves its socket file behind, so the executor believes it is up;
+/// the request never reaches the host (the client's fallback is refused at once), and is sent
+/// again over a new master instead of failing the deploy step.
+#[tokio::test]
+async fn a_killed_master_with_a_stale_socket_is_replaced_and_the_request_sent_once() {
+    let s =
+        sshd_or_skip!("a_killed_master_with_a_stale_socket_is_replaced_and_the_request_sent_once");
+    let ssh = connect(&s).await;
+    ssh.run(&Cmd::new("true")).await.unwrap();
+    let check = mux_control(&ssh, "check");
+    // `Master running (pid=1234)`
+    let text = String::from_utf8_lossy(&check.stderr).into_owned();
+    let pid: u32 = text
+        .split("pid=")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no master pid in {text:?}"));
+    sshd::kill("-KILL", pid);
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(ssh.control_path().exists(), "the stale socket is the point");
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("count");
+    // Appends one line per time the command actually ran on the host.
+    let out = ssh
+        .run(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg(format!("echo ran >> {} && echo ok", counter.display())),
+        )
+        .await;
+    let out = out.unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", s.log()));
+    assert_eq!(out.stdout, "ok\n");
+    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "ran\n");
     assert_eq!(s.accepted_logins(), 2, "{}", s.log());
 }
 
@@ -581,9 +624,11 @@ async fn t26_a_black_holed_connection_is_detected_by_keepalives() {
     cfg.connect_timeout = Duration::from_secs(2);
     let ssh = Ssh::connect(cfg).await.unwrap();
     ssh.run(&Cmd::new("true")).await.unwrap();
-    // Freeze the server side of the connection: TCP still ACKs, ssh never answers.
-    let frozen = s.session_pids();
+    // Freeze the server side of the connection: TCP still ACKs, ssh never answers. The
+    // listener too, so the reconnect davit tries next meets the same black hole.
+    let mut frozen = s.session_pids();
     assert!(!frozen.is_empty());
+    frozen.push(s.listener_pid());
     for pid in &frozen {
         sshd::kill("-STOP", *pid);
     }

@@ -221,6 +221,11 @@ impl Sshd {
         self.log().matches("Accepted publickey").count()
     }
 
+    /// The listening sshd.
+    pub fn listener_pid(&self) -> u32 {
+        self.child.as_ref().expect("sshd runs").id()
+    }
+
     /// The per-connection sshd processes (monitor and session), not the listener.
     pub fn session_pids(&self) -> Vec<u32> {
         self.child
