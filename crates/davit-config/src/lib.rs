@@ -62,6 +62,13 @@ impl Config {
         cfg.origin = origin.to_path_buf();
         cfg.base_dir = base_dir.to_path_buf();
         let problems = validation::check(&cfg);
+        // `hosts` replaces `host`: the first one is the environment's host, so everything that
+        // asks "is this remote?" keeps working.
+        for env in cfg.environments.values_mut() {
+            if let Some(first) = env.hosts.first() {
+                env.host = first.clone();
+            }
+        }
         if problems.is_empty() {
             Ok(cfg)
         } else {

@@ -167,6 +167,10 @@ pub struct Environment {
     /// `local` for this machine; a host name for remote hosts (SSH).
     #[serde(default = "default_host")]
     pub host: String,
+    /// Several remote hosts that serve the environment together (behind a load balancer).
+    /// A deploy converges on all of them or on none; `host` is then the first of them.
+    #[serde(default)]
+    pub hosts: Vec<String>,
     pub strategy: Strategy,
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
@@ -228,6 +232,13 @@ pub struct SshSettings {
     pub connect_timeout_secs: u64,
     #[serde(default = "default_command_timeout")]
     pub command_timeout_secs: u64,
+    /// Seconds between keepalives; three unanswered ones mean the host is gone.
+    #[serde(default = "default_keepalive")]
+    pub keepalive_secs: u64,
+}
+
+fn default_keepalive() -> u64 {
+    10
 }
 
 fn default_ssh_port() -> u32 {

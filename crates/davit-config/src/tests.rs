@@ -193,3 +193,36 @@ fn t12_remote_host_needs_ssh_settings_and_a_host_key() {
     );
     assert!(problems(&relative).contains("must be absolute for a remote host"));
 }
+
+#[test]
+fn several_hosts_are_remote_distinct_and_only_for_host_by_host_strategies() {
+    let ssh = "\n[environments.production.ssh]\nuser = \"deploy\"\nknown_hosts_env = \"KH\"\n";
+    let two = GOOD.replace(
+        "strategy = \"blue-green\"",
+        "strategy = \"blue-green\"\nhosts = [\"web-1.example.com\", \"10.0.0.2\"]",
+    );
+    let c = parse(&format!("{two}{ssh}")).unwrap();
+    let prod = c.environment("production").unwrap();
+    assert_eq!(prod.host, "web-1.example.com", "the first host is the host");
+    assert_eq!(prod.hosts, ["web-1.example.com", "10.0.0.2"]);
+    assert_eq!(
+        c.state_dir_for("production", prod),
+        Path::new("/var/lib/davit/shop-production"),
+        "remote defaults apply"
+    );
+    assert!(
+        problems(&two)
+            .contains("environments.production.ssh is missing: host = \"web-1.example.com\"")
+    );
+    let both = two.replace("hosts = [", "host = \"web-3\"\nhosts = [");
+    assert!(problems(&format!("{both}{ssh}")).contains("set host or hosts, not both"));
+    let twice = two.replace("\"10.0.0.2\"", "\"web-1.example.com\"");
+    assert!(
+        problems(&format!("{twice}{ssh}"))
+            .contains("hosts[1] = \"web-1.example.com\" is listed twice")
+    );
+    let local = two.replace("\"10.0.0.2\"", "\"local\"");
+    assert!(problems(&format!("{local}{ssh}")).contains("hosts[1] = \"local\""));
+    let hostile = two.replace("\"10.0.0.2\"", "\"-oProxyCommand=id\"");
+    assert!(problems(&format!("{hostile}{ssh}")).contains("hosts[1]"));
+}

@@ -79,20 +79,59 @@ fn health(p: &mut Vec<String>, field: &str, h: &HealthCheck) {
     }
 }
 
+/// `hosts = [...]`: remote names, each once, instead of `host`, and only for strategies that
+/// davit converges host by host (a cluster engine is driven through one manager or context).
+fn hosts(p: &mut Vec<String>, name: &str, env: &Environment) {
+    if env.hosts.is_empty() {
+        return;
+    }
+    let f = format!("environments.{name}.hosts");
+    if env.host != "local" {
+        p.push(format!(
+            "environments.{name}: set host or hosts, not both (hosts = [\"{}\", ...] lists every host)",
+            env.host
+        ));
+    }
+    for (i, h) in env.hosts.iter().enumerate() {
+        if h == "local" {
+            p.push(format!(
+                "{f}[{i}] = \"local\": hosts lists remote hosts reached over SSH; for this machine use host = \"local\""
+            ));
+        } else if let Err(e) = validate::hostname(&format!("{f}[{i}]"), h) {
+            p.push(e.to_string());
+        }
+        if env.hosts[..i].contains(h) {
+            p.push(format!(
+                "{f}[{i}] = \"{h}\" is listed twice: name each host once"
+            ));
+        }
+    }
+    if matches!(env.strategy, Strategy::Swarm | Strategy::Kubernetes) {
+        p.push(format!(
+            "{f}: {} deploys through one manager node or kubectl context, which spreads the release itself; set host to it instead",
+            env.strategy.as_str()
+        ));
+    }
+}
+
 fn environment(p: &mut Vec<String>, name: &str, env: &Environment) {
     let f = |k: &str| format!("environments.{name}.{k}");
     if let Err(e) = validate::name(&format!("environments.{name}"), name) {
         p.push(e.to_string());
     }
-    if env.host != "local" {
-        if let Err(e) = validate::hostname(&f("host"), &env.host) {
+    hosts(p, name, env);
+    let remote = env.host != "local" || !env.hosts.is_empty();
+    if remote {
+        if env.hosts.is_empty()
+            && let Err(e) = validate::hostname(&f("host"), &env.host)
+        {
             p.push(e.to_string());
         }
         match &env.ssh {
             None => p.push(format!(
                 "{} is missing: host = \"{}\" is remote, so davit needs [environments.{name}.ssh] with user, key_env and known_hosts_env or fingerprint",
                 f("ssh"),
-                env.host
+                env.hosts.first().unwrap_or(&env.host)
             )),
             Some(ssh) => {
                 if let Err(e) = validate::name(&f("ssh.user"), &ssh.user) {

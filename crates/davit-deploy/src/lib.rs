@@ -9,6 +9,7 @@
 pub mod bluegreen;
 pub mod compose;
 pub mod docker;
+pub mod fleet;
 pub mod kubernetes;
 pub mod ledger;
 pub mod lock;

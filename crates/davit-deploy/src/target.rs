@@ -16,7 +16,10 @@ pub struct Target {
     pub app: String,
     pub environment: String,
     pub strategy: Strategy,
+    /// The host this target acts on (the first of `hosts` until [`Target::for_host`]).
     pub host: String,
+    /// Every host of the environment: `[host]`, or the `hosts` list (see [`crate::fleet`]).
+    pub hosts: Vec<String>,
     pub state_dir: PathBuf,
     pub image_repo: String,
     pub pull: davit_config::PullPolicy,
@@ -100,6 +103,11 @@ impl Target {
             environment: env_name.to_string(),
             strategy: env.strategy,
             host: env.host.clone(),
+            hosts: if env.hosts.is_empty() {
+                vec![env.host.clone()]
+            } else {
+                env.hosts.clone()
+            },
             state_dir: cfg.state_dir_for(env_name, env),
             image_repo: cfg.image.name.clone(),
             pull: cfg.image.pull,
@@ -127,6 +135,14 @@ impl Target {
             missing_secrets: missing,
             backup,
         })
+    }
+
+    /// The same environment acting on one of its hosts.
+    pub fn for_host(&self, host: &str) -> Target {
+        Target {
+            host: host.to_string(),
+            ..self.clone()
+        }
     }
 
     /// Fail (bad input) when a secret the release's env file needs is not set.
@@ -225,6 +241,7 @@ pub async fn connect(t: &Target) -> Result<Box<dyn davit_exec::Executor>, Failur
     cfg.port = u16::try_from(ssh.port).unwrap_or(22);
     cfg.connect_timeout = Duration::from_secs(ssh.connect_timeout_secs);
     cfg.command_timeout = Duration::from_secs(ssh.command_timeout_secs);
+    cfg.keepalive_interval = Duration::from_secs(ssh.keepalive_secs.max(1));
     if let Some(kh) = &ssh.known_hosts_env {
         // Empty known_hosts fails closed inside the executor (T12).
         cfg.known_hosts = Some(Secret::new(var(kh).unwrap_or_default()));

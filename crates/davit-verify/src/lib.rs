@@ -13,6 +13,7 @@ pub mod records;
 
 use davit_config::Strategy;
 use davit_core::{Exit, Failure, Probe};
+use davit_deploy::fleet::Fleet;
 use davit_deploy::{Options, Target, bluegreen, compose};
 use davit_exec::runner::{check_response, wait_http};
 use davit_exec::{Executor, Timeline};
@@ -188,6 +189,103 @@ fn probes(t: &Target, live_color: Option<&str>, version: &str) -> Vec<(String, P
             .map(|p| vec![("public url".to_string(), p)])
             .unwrap_or_default(),
     }
+}
+
+/// Verify every host of an environment. With one host this is [`verify`]. With several, each
+/// other host's health checks run first (direct and through its proxy), then the first host gets
+/// the whole verification (smoke test, watch window, analysis: metrics are the environment's,
+/// not one host's); when any host is bad, every host is rolled back to one version together
+/// ([`Fleet::rollback`]), so a bad release never stays live on some hosts only.
+pub async fn verify_fleet(
+    fleet: &Fleet,
+    opts: &VerifyOptions,
+    timeline: &Timeline,
+) -> Result<Verdict, Failure> {
+    let first = fleet.first();
+    if fleet.members.len() == 1 {
+        return verify(&*first.exec, &first.target, opts, timeline).await;
+    }
+    let started = Instant::now();
+    let health_only = VerifyOptions {
+        rollback: false,
+        watch: Duration::ZERO,
+        analysis: None,
+        ..opts.clone()
+    };
+    let mut measurements = Vec::new();
+    let mut bad: Option<Verdict> = None;
+    for m in &fleet.members[1..] {
+        timeline.note(&format!("verify: host {}", m.target.host));
+        let mut v = verify(&*m.exec, &m.target, &health_only, timeline).await?;
+        for x in &mut v.measurements {
+            x.check = format!("{}: {}", m.target.host, x.check);
+        }
+        measurements.append(&mut v.measurements);
+        if !v.healthy {
+            v.reason = Some(format!(
+                "{}: {}",
+                m.target.host,
+                v.reason.unwrap_or_default()
+            ));
+            bad = Some(v);
+            break;
+        }
+    }
+    let mut verdict = match bad {
+        Some(v) => v,
+        None => {
+            timeline.note(&format!("verify: host {}", first.target.host));
+            verify(
+                &*first.exec,
+                &first.target,
+                &VerifyOptions {
+                    rollback: false,
+                    ..opts.clone()
+                },
+                timeline,
+            )
+            .await?
+        }
+    };
+    measurements.append(&mut verdict.measurements);
+    verdict.measurements = measurements;
+    if verdict.healthy || !opts.rollback || verdict.infra_failure {
+        return Ok(verdict);
+    }
+    let reason = verdict.reason.clone().unwrap_or_default();
+    verdict.detected_after_secs = Some(started.elapsed().as_secs_f32());
+    timeline.note("verify: rolling back every host");
+    let decided = Instant::now();
+    let reports = fleet
+        .rollback(
+            None,
+            &format!("verify: {reason}"),
+            &Options::default(),
+            timeline,
+        )
+        .await
+        .map_err(|f| {
+            Failure::new(
+                f.exit,
+                format!(
+                    "{} failed verification ({reason}) and the rollback failed: {}",
+                    verdict.version, f.message
+                ),
+            )
+            .with_hint(f.hint.clone().unwrap_or_default())
+        })?;
+    verdict.restored_after_secs = Some(decided.elapsed().as_secs_f32());
+    verdict.rolled_back_to = reports
+        .first()
+        .and_then(|r| r.record.as_ref())
+        .map(|r| r.version.clone());
+    timeline.note(&format!(
+        "verify: every host rolled back to {} in {:.2}s",
+        verdict.rolled_back_to.as_deref().unwrap_or("?"),
+        verdict.restored_after_secs.unwrap_or_default()
+    ));
+    notify(opts, &first.target, &verdict, timeline).await;
+    Ok(verdict)
 }
 
 /// Verify the live release of `t`, rolling back when it fails and `opts.rollback` is set.

@@ -96,13 +96,8 @@ async fn run(args: Args) -> Result<Exit, Failure> {
         opts.rollback = r;
     }
     let timeline = Timeline::default();
-    let verdict = davit_verify::verify(
-        &*davit_deploy::target::connect(&target).await?,
-        &target,
-        &opts,
-        &timeline,
-    )
-    .await?;
+    let fleet = davit_deploy::fleet::connect(&target).await?;
+    let verdict = davit_verify::verify_fleet(&fleet, &opts, &timeline).await?;
     verdict.publish(&Gha::from_env());
     Ok(verdict.exit())
 }

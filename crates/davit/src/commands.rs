@@ -78,8 +78,8 @@ pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
             t.strategy.as_str()
         ));
     }
-    let exec = davit_deploy::target::connect(&t).await?;
-    let exec = &*exec;
+    let fleet = davit_deploy::fleet::connect(&t).await?;
+    let exec = &*fleet.first().exec;
     let release_id = ledger::new_release_id(&a.version);
     let records = if a.dry_run {
         Records::disabled()
@@ -93,61 +93,99 @@ pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
     let record_id = records
         .begin_deploy(&t, &release_id, &image, &digest, approval.clone())
         .await;
-    let result = davit_deploy::deploy(
-        exec,
-        &t,
-        &a.version,
-        &Options {
-            dry_run: a.dry_run,
-            approval,
-            cancel: cancel_on_signal(),
-            release_id: Some(release_id),
-            ..Default::default()
-        },
-        &timeline,
-    )
-    .await;
-    records.end_deploy(&t, record_id, &result).await;
+    let result = fleet
+        .deploy(
+            &a.version,
+            &Options {
+                dry_run: a.dry_run,
+                approval,
+                cancel: cancel_on_signal(),
+                release_id: Some(release_id),
+                ..Default::default()
+            },
+            &timeline,
+        )
+        .await;
+    // One GitHub deployment for the environment, whatever the number of hosts.
+    let first = match &result {
+        Ok(reports) => Ok(reports[0].clone()),
+        Err(e) => Err(Failure {
+            exit: e.exit,
+            message: e.message.clone(),
+            hint: e.hint.clone(),
+        }),
+    };
+    records.end_deploy(&t, record_id, &first).await;
     for w in records.warnings() {
         eprintln!("warning: {w}");
     }
-    let report = result?;
-    print_report(&report, a.dry_run);
+    let reports = result?;
+    print_reports(&fleet, &reports, a.dry_run);
     if !a.dry_run {
-        timeline.note(&format!("{} is live in {}", a.version, t.environment));
-        outputs(&Gha::from_env(), &t, &report);
+        timeline.note(&format!(
+            "{} is live in {}{}",
+            a.version,
+            t.environment,
+            on_hosts(&t)
+        ));
+        outputs(&Gha::from_env(), &t, &reports[0]);
     }
     Ok(Exit::Ok)
+}
+
+/// ` on web-1, web-2` when the environment has several hosts.
+fn on_hosts(t: &Target) -> String {
+    if t.hosts.len() > 1 {
+        format!(" on {}", t.hosts.join(", "))
+    } else {
+        String::new()
+    }
+}
+
+/// Each host's warnings and (dry run) plan, under the host's name when there are several.
+fn print_reports(fleet: &davit_deploy::fleet::Fleet, reports: &[Report], dry_run: bool) {
+    for (m, r) in fleet.members.iter().zip(reports) {
+        if fleet.members.len() > 1 && dry_run {
+            println!("# host {}", m.target.host);
+        }
+        print_report(r, dry_run);
+    }
 }
 
 pub async fn rollback(global: &Global, a: RollbackArgs) -> Result<Exit, Failure> {
     let t = load(global, &a.environment)?;
     let timeline = Timeline::default();
-    let report = davit_deploy::rollback(
-        &*davit_deploy::target::connect(&t).await?,
-        &t,
-        a.to.as_deref(),
-        &a.reason,
-        &Options {
-            dry_run: a.dry_run,
-            cancel: cancel_on_signal(),
-            ..Default::default()
-        },
-        &timeline,
-    )
-    .await?;
-    print_report(&report, a.dry_run);
+    let fleet = davit_deploy::fleet::connect(&t).await?;
+    let reports = fleet
+        .rollback(
+            a.to.as_deref(),
+            &a.reason,
+            &Options {
+                dry_run: a.dry_run,
+                cancel: cancel_on_signal(),
+                ..Default::default()
+            },
+            &timeline,
+        )
+        .await?;
+    print_reports(&fleet, &reports, a.dry_run);
+    let report = &reports[0];
     if let Some(r) = &report.record {
-        timeline.note(&format!("rolled back {} to {}", t.environment, r.version));
+        timeline.note(&format!(
+            "rolled back {} to {}{}",
+            t.environment,
+            r.version,
+            on_hosts(&t)
+        ));
         // A person rolled back on purpose: the replaced release is marked inactive, not failed.
         let records = Records::from_env();
         records
-            .rolled_back(&t, &report, davit_github::RolledBack::Inactive)
+            .rolled_back(&t, report, davit_github::RolledBack::Inactive)
             .await;
         for w in records.warnings() {
             eprintln!("warning: {w}");
         }
-        outputs(&Gha::from_env(), &t, &report);
+        outputs(&Gha::from_env(), &t, report);
     }
     Ok(Exit::Ok)
 }
@@ -170,30 +208,32 @@ pub async fn verify(global: &Global, a: VerifyArgs) -> Result<Exit, Failure> {
     }
     opts.rollback &= !a.no_rollback;
     let timeline = Timeline::default();
-    let verdict = davit_verify::verify(
-        &*davit_deploy::target::connect(&t).await?,
-        &t,
-        &opts,
-        &timeline,
-    )
-    .await?;
+    let fleet = davit_deploy::fleet::connect(&t).await?;
+    let verdict = davit_verify::verify_fleet(&fleet, &opts, &timeline).await?;
     verdict.publish(&Gha::from_env());
     Ok(verdict.exit())
 }
 
 pub async fn releases(global: &Global, a: ReleasesArgs) -> Result<Exit, Failure> {
     let t = load(global, &a.environment)?;
-    let obs = davit_deploy::observe(&*davit_deploy::target::connect(&t).await?, &t, None).await?;
-    if a.json {
-        for r in &obs.ledger {
-            println!("{}", serde_json::to_string(r).expect("records serialize"));
+    let fleet = davit_deploy::fleet::connect(&t).await?;
+    for m in &fleet.members {
+        let obs = davit_deploy::observe(&*m.exec, &m.target, None).await?;
+        if a.json {
+            // Each record names its host, so the lines of several hosts stay apart.
+            for r in &obs.ledger {
+                println!("{}", serde_json::to_string(r).expect("records serialize"));
+            }
+            continue;
         }
-        return Ok(Exit::Ok);
+        if fleet.members.len() > 1 {
+            println!("# {}", m.target.host);
+        }
+        print!(
+            "{}",
+            ledger_table(&obs.ledger, obs.live_release().as_deref())
+        );
     }
-    print!(
-        "{}",
-        ledger_table(&obs.ledger, obs.live_release().as_deref())
-    );
     Ok(Exit::Ok)
 }
 
@@ -261,30 +301,45 @@ pub async fn lock(global: &Global, a: LockArgs) -> Result<Exit, Failure> {
     match a.action {
         LockAction::Status { environment } => {
             let t = load(global, &environment)?;
-            match davit_deploy::lock::status(&*davit_deploy::target::connect(&t).await?, &t).await?
-            {
-                Some(h) => {
-                    println!("{} is locked by {}", t.environment, h.describe());
-                    if h.is_stale() {
-                        println!(
-                            "the lock is stale (a CI lock past its TTL): the next deploy frees it"
-                        );
+            let fleet = davit_deploy::fleet::connect(&t).await?;
+            for m in &fleet.members {
+                let mt = &m.target;
+                let place = where_(mt, &fleet);
+                match davit_deploy::lock::status(&*m.exec, mt).await? {
+                    Some(h) => {
+                        println!("{place} is locked by {}", h.describe());
+                        if h.is_stale() {
+                            println!(
+                                "the lock is stale (a CI lock past its TTL): the next deploy frees it"
+                            );
+                        }
                     }
+                    None => println!("{place} is not locked"),
                 }
-                None => println!("{} is not locked", t.environment),
             }
         }
         LockAction::Release { environment } => {
             let t = load(global, &environment)?;
-            match davit_deploy::lock::force_release(&*davit_deploy::target::connect(&t).await?, &t)
-                .await?
-            {
-                Some(h) => println!("released the lock held by {}", h.describe()),
-                None => println!("{} was not locked", t.environment),
+            let fleet = davit_deploy::fleet::connect(&t).await?;
+            for m in &fleet.members {
+                let place = where_(&m.target, &fleet);
+                match davit_deploy::lock::force_release(&*m.exec, &m.target).await? {
+                    Some(h) => println!("{place}: released the lock held by {}", h.describe()),
+                    None => println!("{place} was not locked"),
+                }
             }
         }
     }
     Ok(Exit::Ok)
+}
+
+/// `production`, or `production on web-2` when the environment has several hosts.
+fn where_(t: &Target, fleet: &davit_deploy::fleet::Fleet) -> String {
+    if fleet.members.len() > 1 {
+        format!("{} on {}", t.environment, t.host)
+    } else {
+        t.environment.clone()
+    }
 }
 
 fn backup_spec(t: &Target) -> Result<davit_backup::BackupSpec, Failure> {

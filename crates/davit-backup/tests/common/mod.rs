@@ -81,13 +81,27 @@ impl Cluster {
     /// Start a cluster with the `shop` database (owned by `app`) and `extra_rows` more rows
     /// of bulk data, or skip (None) when PostgreSQL is unavailable outside CI.
     pub fn start(extra_rows: u64) -> Option<Cluster> {
+        Cluster::start_for(extra_rows, None)
+    }
+
+    /// A cluster that also accepts password logins from `network` (a CIDR such as
+    /// `10.231.0.0/16`), for hosts in other network namespaces; it listens on every address.
+    #[allow(dead_code)]
+    pub fn start_reachable_from(extra_rows: u64, network: &str) -> Option<Cluster> {
+        Cluster::start_for(extra_rows, Some(network))
+    }
+
+    fn start_for(extra_rows: u64, network: Option<&str>) -> Option<Cluster> {
         let bin = require("PostgreSQL server binaries", pg_bin_dir())?;
-        let c = require("a throwaway PostgreSQL cluster", Cluster::init(bin))?;
+        let c = require(
+            "a throwaway PostgreSQL cluster",
+            Cluster::init(bin, network),
+        )?;
         c.seed(extra_rows);
         Some(c)
     }
 
-    fn init(bin: PathBuf) -> Result<Cluster, String> {
+    fn init(bin: PathBuf, network: Option<&str>) -> Result<Cluster, String> {
         let as_postgres = is_root();
         let dir = tempfile::Builder::new()
             .prefix("davit-backup-pg")
@@ -126,8 +140,19 @@ impl Cluster {
                 .output(),
             "initdb",
         )?;
+        if let Some(net) = network {
+            let hba = c.data.join("pg_hba.conf");
+            let mut text = std::fs::read_to_string(&hba).map_err(|e| e.to_string())?;
+            text.push_str(&format!("host all all {net} scram-sha-256\n"));
+            std::fs::write(&hba, text).map_err(|e| e.to_string())?;
+        }
+        let listen = if network.is_some() {
+            "'*'"
+        } else {
+            "127.0.0.1"
+        };
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses={listen} -c fsync=off",
             c.port,
             c.socket.display()
         );
@@ -241,6 +266,15 @@ impl Cluster {
             })
             .collect();
         format!("postgres://app:{enc}@127.0.0.1:{}/shop", self.port)
+    }
+
+    /// [`Self::url`] with another host address (how a host in another namespace reaches it).
+    #[allow(dead_code)]
+    pub fn url_at(&self, addr: &str) -> String {
+        self.url().replace(
+            &format!("@127.0.0.1:{}", self.port),
+            &format!("@{addr}:{}", self.port),
+        )
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,587 @@
+//! Several hosts serving one environment (`hosts = [...]`): converge on all of them or on none.
+//!
+//! Teams outgrowing one server put two or three behind a load balancer and deploy the same
+//! release to each. The danger is the half-done deploy: host 1 on the new version, host 2 still
+//! on the old one, and a green check mark. So a fleet deploy takes every host's lock first (in
+//! the order listed, so two deployers cannot deadlock), deploys host by host with the strategy's
+//! own plan (each host's plan undoes itself when it fails), and when one host fails it rolls the
+//! hosts that already switched back to the release they served before. The result is either
+//! every host on the new release, or an error that lists each host's state; a state that is
+//! still mixed (a rollback that failed too, or a host with nothing to go back to) is said loudly
+//! and never reported as success.
+//!
+//! The backup and the hooks run once per deploy, on the first host, as part of its deploy:
+//! migrations change one shared database, and running them per host would run them N times.
+
+use crate::ledger;
+use crate::lock::{self, Lock};
+use crate::target::{self, Target};
+use crate::{Options, Report, deploy_unlocked, observe, rollback_unlocked};
+use davit_core::{Exit, Failure, validate};
+use davit_exec::{Executor, Observer};
+use std::fmt::Write as _;
+
+/// One host of the environment, connected.
+pub struct Member {
+    pub exec: Box<dyn Executor>,
+    /// The environment acting on this host.
+    pub target: Target,
+}
+
+/// Every host of an environment, connected (a single host is a fleet of one).
+pub struct Fleet {
+    pub members: Vec<Member>,
+}
+
+/// What happened on one host, for the report when the fleet did not converge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostState {
+    /// Nothing was done; the host serves what it served.
+    Untouched { serving: Option<String> },
+    /// The new release went live here.
+    Deployed { version: String },
+    /// The host's own deploy failed; its plan reverted.
+    Failed {
+        error: String,
+        serving: Option<String>,
+    },
+    /// The host had switched and was rolled back.
+    RolledBack { to: String },
+    /// Still on the new release: the rollback failed, or there was nothing to go back to.
+    StillOnNew { version: String, why: String },
+}
+
+impl HostState {
+    fn describe(&self) -> String {
+        let serving = |s: &Option<String>| match s {
+            Some(v) => format!("serving {v}"),
+            None => "serving nothing yet".into(),
+        };
+        match self {
+            HostState::Untouched { serving: s } => format!("not deployed, {}", serving(s)),
+            HostState::Deployed { version } => format!("deployed, serving {version}"),
+            HostState::Failed { error, serving: s } => {
+                format!("FAILED ({}), {}", first_line(error), serving(s))
+            }
+            HostState::RolledBack { to } => format!("rolled back, serving {to}"),
+            HostState::StillOnNew { version, why } => {
+                format!("STILL SERVING {version}: {why}")
+            }
+        }
+    }
+
+    fn mixed(&self) -> bool {
+        matches!(self, HostState::StillOnNew { .. })
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// `  web-1: deployed, serving 1.4`, one line per host.
+pub fn describe_states(hosts: &[(String, HostState)]) -> String {
+    let mut out = String::new();
+    for (h, s) in hosts {
+        let _ = writeln!(out, "  {h}: {}", s.describe());
+    }
+    out
+}
+
+/// Connect to every host. One unreachable host fails the whole operation before anything
+/// changes anywhere, naming each host's connection state.
+pub async fn connect(t: &Target) -> Result<Fleet, Failure> {
+    let mut members = Vec::new();
+    let mut lines = Vec::new();
+    let mut failed: Option<Failure> = None;
+    for h in &t.hosts {
+        let ht = t.for_host(h);
+        match target::connect(&ht).await {
+            Ok(exec) => {
+                lines.push(format!("  {h}: connected"));
+                members.push(Member { exec, target: ht });
+            }
+            Err(e) => {
+                lines.push(format!("  {h}: UNREACHABLE ({})", first_line(&e.message)));
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    match failed {
+        None => Ok(Fleet { members }),
+        Some(e) if t.hosts.len() == 1 => Err(e),
+        Some(e) => Err(Failure::new(
+            e.exit,
+            format!(
+                "cannot reach every host of {}; nothing was changed on any of them:\n{}",
+                t.environment,
+                lines.join("\n")
+            ),
+        )
+        .with_hint(e.hint.unwrap_or_else(|| {
+            "bring the host back (or remove it from hosts) and run again".into()
+        }))),
+    }
+}
+
+impl Fleet {
+    pub fn first(&self) -> &Member {
+        &self.members[0]
+    }
+
+    /// Take the deploy lock on every host, in order. When one is held, the ones taken are
+    /// released and the error names the holder (the lock module's message).
+    async fn lock_all(
+        &self,
+        operation: &str,
+        version: &str,
+        opts: &Options,
+    ) -> Result<Vec<Lock>, Failure> {
+        let mut locks = Vec::new();
+        for m in &self.members {
+            match lock::acquire(&*m.exec, &m.target, operation, version, &opts.lock).await {
+                Ok(l) => locks.push(l),
+                Err(e) => {
+                    self.release_all(locks).await;
+                    return Err(self.on_host(m, e));
+                }
+            }
+        }
+        Ok(locks)
+    }
+
+    async fn release_all(&self, locks: Vec<Lock>) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (m, l) in self.members.iter().zip(locks) {
+            let on = self.label(m);
+            if let Some(h) = &l.freed_stale {
+                warnings.push(format!("{on}freed a stale CI lock: {}", h.describe()));
+            }
+            if let Err(e) = l.release(&*m.exec, &m.target).await {
+                warnings.push(format!(
+                    "{on}could not release the deploy lock ({e}); once the host answers again: davit lock release {}",
+                    m.target.environment
+                ));
+            }
+        }
+        warnings
+    }
+
+    /// `web-2: ` when there are several hosts, else nothing.
+    fn label(&self, m: &Member) -> String {
+        if self.members.len() > 1 {
+            format!("{}: ", m.target.host)
+        } else {
+            String::new()
+        }
+    }
+
+    /// Prefix a host's error with its name when there are several hosts.
+    fn on_host(&self, m: &Member, mut e: Failure) -> Failure {
+        e.message = format!("{}{}", self.label(m), e.message);
+        e
+    }
+
+    /// The version each host serves now (from its ledger and live site).
+    async fn serving(&self) -> Result<Vec<Option<String>>, Failure> {
+        let mut out = Vec::new();
+        for m in &self.members {
+            let obs = observe(&*m.exec, &m.target, None)
+                .await
+                .map_err(|e| self.on_host(m, e))?;
+            let id = obs.live_release();
+            out.push(id.and_then(|id| {
+                obs.ledger
+                    .iter()
+                    .rev()
+                    .find(|r| r.id == id)
+                    .map(|r| r.version.clone())
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Deploy `version` to every host, or to none: see the module documentation.
+    pub async fn deploy(
+        &self,
+        version: &str,
+        opts: &Options,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Report>, Failure> {
+        let t = &self.first().target;
+        validate::version("version", version).map_err(|e| {
+            Failure::bad_input(
+                e.to_string(),
+                "pass the image tag to deploy, e.g. --version 1.4.2",
+            )
+        })?;
+        t.require_secrets()?;
+        // One release id on every host, so the ledgers and the GitHub record agree.
+        let opts = Options {
+            release_id: Some(
+                opts.release_id
+                    .clone()
+                    .unwrap_or_else(|| ledger::new_release_id(version)),
+            ),
+            ..opts.clone()
+        };
+        if opts.dry_run {
+            let mut reports = Vec::new();
+            for (i, m) in self.members.iter().enumerate() {
+                let mt = host_share(&m.target, i);
+                reports.push(deploy_unlocked(&*m.exec, &mt, version, &opts, observer).await?);
+            }
+            return Ok(reports);
+        }
+        let locks = if opts.lock_held {
+            Vec::new()
+        } else {
+            self.lock_all("deploy", version, &opts).await?
+        };
+        let result = self.deploy_locked(version, &opts, observer).await;
+        let warnings = self.release_all(locks).await;
+        with_warnings(result, warnings)
+    }
+
+    async fn deploy_locked(
+        &self,
+        version: &str,
+        opts: &Options,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Report>, Failure> {
+        let before = self.serving().await?;
+        if self.members.len() > 1 && before.iter().any(|v| v != &before[0]) {
+            note(
+                observer,
+                &format!(
+                    "hosts serve different versions before this deploy: {}",
+                    self.members
+                        .iter()
+                        .zip(&before)
+                        .map(|(m, v)| format!("{}={}", m.target.host, v.as_deref().unwrap_or("-")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        let mut states: Vec<HostState> = before
+            .iter()
+            .map(|s| HostState::Untouched { serving: s.clone() })
+            .collect();
+        let mut reports = Vec::new();
+        for (i, m) in self.members.iter().enumerate() {
+            if self.members.len() > 1 {
+                note(
+                    observer,
+                    &format!("host {}/{}: {}", i + 1, self.members.len(), m.target.host),
+                );
+            }
+            let mt = host_share(&m.target, i);
+            match deploy_unlocked(&*m.exec, &mt, version, opts, observer).await {
+                Ok(r) => {
+                    states[i] = HostState::Deployed {
+                        version: version.to_string(),
+                    };
+                    reports.push(r);
+                }
+                Err(e) if self.members.len() == 1 => return Err(e),
+                Err(e) => {
+                    states[i] = HostState::Failed {
+                        error: e.message.clone(),
+                        serving: before[i].clone(),
+                    };
+                    let reason = format!(
+                        "deploy of {version} failed on {}; converging back",
+                        m.target.host
+                    );
+                    for j in (0..i).rev() {
+                        states[j] = self
+                            .revert(j, version, before[j].as_deref(), &reason, observer)
+                            .await;
+                    }
+                    return Err(self.not_converged(version, i, e, &states));
+                }
+            }
+        }
+        Ok(reports)
+    }
+
+    /// Put host `j` back on `previous` after a later host failed.
+    async fn revert(
+        &self,
+        j: usize,
+        version: &str,
+        previous: Option<&str>,
+        reason: &str,
+        observer: &dyn Observer,
+    ) -> HostState {
+        let m = &self.members[j];
+        let Some(previous) = previous else {
+            return HostState::StillOnNew {
+                version: version.to_string(),
+                why: "it served nothing before, so there is nothing to go back to".into(),
+            };
+        };
+        note(
+            observer,
+            &format!("{}: rolling back to {previous}", m.target.host),
+        );
+        let opts = Options {
+            lock_held: true,
+            ..Default::default()
+        };
+        match rollback_unlocked(&*m.exec, &m.target, Some(previous), reason, &opts, observer).await
+        {
+            Ok(_) => HostState::RolledBack {
+                to: previous.to_string(),
+            },
+            Err(e) => HostState::StillOnNew {
+                version: version.to_string(),
+                why: format!("its rollback failed too: {}", first_line(&e.message)),
+            },
+        }
+    }
+
+    fn not_converged(
+        &self,
+        version: &str,
+        failed: usize,
+        cause: Failure,
+        states: &[HostState],
+    ) -> Failure {
+        let named: Vec<(String, HostState)> = self
+            .members
+            .iter()
+            .map(|m| m.target.host.clone())
+            .zip(states.iter().cloned())
+            .collect();
+        let mixed = states.iter().any(HostState::mixed);
+        let headline = if mixed {
+            format!(
+                "deploy of {version} to {} failed on {} and the hosts now serve DIFFERENT versions",
+                self.first().target.environment,
+                self.members[failed].target.host
+            )
+        } else {
+            format!(
+                "deploy of {version} to {} failed on {}; every host is back on what it served before",
+                self.first().target.environment,
+                self.members[failed].target.host
+            )
+        };
+        let exit = if mixed { Exit::Infra } else { cause.exit };
+        let hint = if mixed {
+            "roll the hosts listed as STILL SERVING back by hand (davit rollback) or deploy again once the failed host is fixed".to_string()
+        } else {
+            cause
+                .hint
+                .unwrap_or_else(|| "fix the cause on the failed host and deploy again".into())
+        };
+        Failure::new(
+            exit,
+            format!("{headline}:\n{}", describe_states(&named).trim_end()),
+        )
+        .with_hint(hint)
+    }
+
+    /// Roll every host back to one version: `to_version`, or the release the first host would
+    /// go back to, so the fleet converges on one version even when the hosts' ledgers differ.
+    pub async fn rollback(
+        &self,
+        to_version: Option<&str>,
+        reason: &str,
+        opts: &Options,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Report>, Failure> {
+        if self.members.len() == 1 {
+            let m = self.first();
+            return crate::rollback(&*m.exec, &m.target, to_version, reason, opts, observer)
+                .await
+                .map(|r| vec![r]);
+        }
+        let locks = if opts.dry_run || opts.lock_held {
+            Vec::new()
+        } else {
+            self.lock_all("rollback", to_version.unwrap_or("previous"), opts)
+                .await?
+        };
+        let result = self
+            .rollback_locked(to_version, reason, opts, observer)
+            .await;
+        let warnings = self.release_all(locks).await;
+        with_warnings(result, warnings)
+    }
+
+    async fn rollback_locked(
+        &self,
+        to_version: Option<&str>,
+        reason: &str,
+        opts: &Options,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Report>, Failure> {
+        let version = match to_version {
+            Some(v) => v.to_string(),
+            None => {
+                let m = self.first();
+                let obs = observe(&*m.exec, &m.target, None).await?;
+                let live = obs.live_release();
+                ledger::rollback_target(&obs.ledger, live.as_deref(), None)
+                    .map(|r| r.version.clone())
+                    .ok_or_else(|| {
+                        Failure::bad_input(
+                            format!(
+                                "no previous good release in the {} ledger of {} to roll back to",
+                                m.target.environment, m.target.host
+                            ),
+                            "see `davit releases` for what was deployed, then deploy the version you want",
+                        )
+                    })?
+            }
+        };
+        let inner = Options {
+            lock_held: true,
+            ..opts.clone()
+        };
+        let mut reports = Vec::new();
+        let mut states = Vec::new();
+        let mut failure: Option<Failure> = None;
+        // Every host is attempted: a rollback is the way out, so one host failing must not
+        // leave the others on the release being rolled back.
+        for m in &self.members {
+            note(
+                observer,
+                &format!("{}: rolling back to {version}", m.target.host),
+            );
+            match rollback_unlocked(
+                &*m.exec,
+                &m.target,
+                Some(&version),
+                reason,
+                &inner,
+                observer,
+            )
+            .await
+            {
+                Ok(r) => {
+                    states.push((
+                        m.target.host.clone(),
+                        HostState::RolledBack {
+                            to: version.clone(),
+                        },
+                    ));
+                    reports.push(r);
+                }
+                Err(e) => {
+                    states.push((
+                        m.target.host.clone(),
+                        HostState::Failed {
+                            error: e.message.clone(),
+                            serving: None,
+                        },
+                    ));
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        match failure {
+            None => Ok(reports),
+            Some(e) => Err(Failure::new(
+                e.exit,
+                format!(
+                    "rollback of {} to {version} did not reach every host:\n{}",
+                    self.first().target.environment,
+                    describe_states(&states).trim_end()
+                ),
+            )
+            .with_hint(e.hint.unwrap_or_else(|| {
+                "fix the failed host and run the rollback again (hosts already rolled back are left as they are)".into()
+            }))),
+        }
+    }
+}
+
+/// Lock warnings go with the reports on success, and into the error on failure: a lock left
+/// on an unreachable host is part of what the user must know to recover.
+fn with_warnings(
+    result: Result<Vec<Report>, Failure>,
+    warnings: Vec<String>,
+) -> Result<Vec<Report>, Failure> {
+    match result {
+        Ok(mut reports) => {
+            if let Some(r) = reports.first_mut() {
+                r.warnings.extend(warnings);
+            }
+            Ok(reports)
+        }
+        Err(mut e) => {
+            for w in warnings {
+                e.message.push('\n');
+                e.message.push_str(&w);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A line in the timeline between plan steps (which host, what the fleet does next).
+fn note(observer: &dyn Observer, text: &str) {
+    observer.event(&davit_exec::Event::StepStarted {
+        index: 0,
+        total: 0,
+        summary: text,
+    });
+}
+
+/// The target for the `i`th host of a deploy: the backup and the hooks belong to the first host
+/// only (they touch shared things, like the database, once per deploy).
+fn host_share(t: &Target, i: usize) -> Target {
+    if i == 0 {
+        return t.clone();
+    }
+    Target {
+        pre_deploy: Vec::new(),
+        post_deploy: Vec::new(),
+        backup: None,
+        ..t.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_as_a_list_and_only_still_on_new_is_mixed() {
+        let states = vec![
+            (
+                "web-1".to_string(),
+                HostState::RolledBack { to: "1.0".into() },
+            ),
+            (
+                "web-2".to_string(),
+                HostState::Failed {
+                    error: "health gate failed\nmore".into(),
+                    serving: Some("1.0".into()),
+                },
+            ),
+            (
+                "web-3".to_string(),
+                HostState::Untouched {
+                    serving: Some("1.0".into()),
+                },
+            ),
+        ];
+        assert_eq!(
+            describe_states(&states),
+            "  web-1: rolled back, serving 1.0\n  web-2: FAILED (health gate failed), serving 1.0\n  web-3: not deployed, serving 1.0\n"
+        );
+        assert!(!states.iter().any(|(_, s)| s.mixed()));
+        assert!(
+            HostState::StillOnNew {
+                version: "2.0".into(),
+                why: "x".into()
+            }
+            .mixed()
+        );
+    }
+}
