@@ -1,4 +1,5 @@
-//! The deploy lock on a real host: T29 (two deployers), T30 (stale locks), T27 (SIGTERM).
+//! The deploy lock on a real host: T29 (two deployers), T30 (stale locks), T27 (SIGTERM), T28
+//! (SIGKILL: the next run reconciles).
 
 use davit_deploy::lock::{self, LockOptions};
 use davit_deploy::{Options, nginx::Files};
@@ -206,4 +207,102 @@ fn t27_sigterm_mid_deploy_reverts_and_releases_the_lock() {
         );
         assert_eq!(version_at(&public).await, "v1");
     });
+}
+
+/// T28: `davit deploy` killed with SIGKILL (no chance to clean up) before the switch and after it.
+/// Traffic stays on a healthy version, and the next run reconciles from what is on the host: it
+/// frees the dead process's lock by itself (its pid is gone from this machine), replaces the
+/// leftover color, and converges, with no `davit lock release` and no ssh by hand.
+#[test]
+fn t28_sigkill_mid_deploy_then_the_next_run_reconciles() {
+    if !require_all(&["docker", "nginx"]) {
+        return;
+    }
+    let repo = "davit-test-t28";
+    for v in ["v1", "v2", "v3"] {
+        demo_image(repo, v, &[]);
+    }
+    let sb = Sandbox::new("t-t28");
+    let flags = sb.dir.path().join("flags");
+    std::fs::create_dir(&flags).unwrap();
+    let hold = |phase: &str| {
+        format!(
+            "[[environments.production.hooks.{phase}]]\nrun = [\"/bin/sh\", \"-c\", \"touch {f}/{phase}-$DAVIT_VERSION; while [ -e {f}/hold-{phase} ]; do sleep 0.1; done\"]\non = \"host\"\n",
+            f = flags.display()
+        )
+    };
+    let t = sb.target(
+        repo,
+        "production",
+        &(hold("pre_deploy") + &hold("post_deploy")),
+    );
+    let config = sb.dir.path().join("davit.toml");
+    let public = format!("http://127.0.0.1:{}/", sb.public);
+    let deploy = |version: &str| {
+        let mut c = std::process::Command::new(bin("davit"));
+        c.args(["deploy", "production", "--version", version, "--config"])
+            .arg(&config)
+            .env("DAVIT_LOCK_WAIT_SECS", "5")
+            .env_remove("CI")
+            .env_remove("GITHUB_ACTIONS");
+        c
+    };
+    let out = deploy("v1").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // (phase, version killed, what must serve right after the kill)
+    for (phase, version, serving) in [("pre_deploy", "v2", "v1"), ("post_deploy", "v3", "v3")] {
+        let hold_file = flags.join(format!("hold-{phase}"));
+        std::fs::write(&hold_file, "").unwrap();
+        let mut child = deploy(version)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let reached = flags.join(format!("{phase}-{version}"));
+        for _ in 0..600 {
+            if reached.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(reached.exists(), "{phase} of {version} never reached");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        std::fs::remove_file(&hold_file).unwrap();
+        block_on(async {
+            assert_eq!(
+                version_at(&public).await,
+                serving,
+                "after a kill in {phase}"
+            );
+            let left = lock::status(&Local::new(), &t).await.unwrap();
+            assert!(left.is_some(), "a killed run cannot release its lock");
+        });
+
+        // The next run: no manual step.
+        let again = deploy(version).output().unwrap();
+        let stderr = String::from_utf8_lossy(&again.stderr);
+        assert!(again.status.success(), "{phase}: {stderr}");
+        assert!(stderr.contains("died mid-run"), "{phase}: {stderr}");
+        block_on(async {
+            assert_eq!(version_at(&public).await, version);
+            assert!(lock::status(&Local::new(), &t).await.unwrap().is_none());
+        });
+    }
+    // Exactly the two colors exist: nothing the killed runs started was left over.
+    let names = std::process::Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    let mine: Vec<String> = String::from_utf8_lossy(&names.stdout)
+        .lines()
+        .filter(|n| n.starts_with("davit-t-t28-"))
+        .map(String::from)
+        .collect();
+    assert_eq!(mine.len(), 2, "{mine:?}");
 }

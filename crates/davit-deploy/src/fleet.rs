@@ -155,7 +155,7 @@ impl Fleet {
         for (m, l) in self.members.iter().zip(locks) {
             let on = self.label(m);
             if let Some(h) = &l.freed_stale {
-                warnings.push(format!("{on}freed a stale CI lock: {}", h.describe()));
+                warnings.push(format!("{on}{}", h.freed_note()));
             }
             if let Err(e) = l.release(&*m.exec, &m.target).await {
                 warnings.push(format!(

@@ -243,9 +243,7 @@ where
     let released = lock.release(exec, t).await;
     if let Ok(report) = &mut result {
         if let Some(h) = stale {
-            report
-                .warnings
-                .push(format!("freed a stale CI lock: {}", h.describe()));
+            report.warnings.push(h.freed_note());
         }
         if let Err(e) = released {
             report

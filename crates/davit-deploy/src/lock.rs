@@ -33,6 +33,10 @@ pub struct Holder {
     /// Taken by CI (eligible for stale release after `ttl_secs`).
     pub ci: bool,
     pub ttl_secs: u64,
+    /// The kernel boot and pid namespace the holder's `pid` lives in (see [`process_space`]);
+    /// empty in locks written before it existed.
+    #[serde(default)]
+    pub process_space: String,
 }
 
 impl Holder {
@@ -58,10 +62,49 @@ impl Holder {
             .ok()
     }
 
-    /// A dead CI run's lock past its TTL: the only kind freed without a person.
+    /// A dead CI run's lock past its TTL: freed without a person.
     pub fn is_stale(&self) -> bool {
         self.ci && self.age().is_some_and(|a| a.as_secs() > self.ttl_secs)
     }
+
+    /// The holder ran in this very process space (same kernel boot, same pid namespace) and its
+    /// process is gone: a davit killed mid-deploy (T28). Its pid is checked where it lived, so
+    /// the answer is certain, unlike a guess from the lock's age. A reused pid reads as alive,
+    /// which errs on the side of waiting.
+    pub fn is_dead_here(&self) -> bool {
+        !self.process_space.is_empty()
+            && self.process_space == process_space()
+            && self.pid != 0
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+
+    /// The warning when this lock was freed to take a new one.
+    pub fn freed_note(&self) -> String {
+        if self.is_dead_here() {
+            format!(
+                "freed the lock of a davit process that died mid-run (pid {}): {}",
+                self.pid,
+                self.describe()
+            )
+        } else {
+            format!("freed a stale CI lock: {}", self.describe())
+        }
+    }
+}
+
+/// `<boot id>/<pid namespace>`: where a pid means one process. Two machines (or containers) with
+/// the same host name never share it, so a lock from elsewhere is never judged by our /proc.
+pub fn process_space() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if boot.is_empty() || ns.is_empty() {
+        return String::new();
+    }
+    format!("{boot}/{ns}")
 }
 
 pub fn lock_path(t: &Target) -> PathBuf {
@@ -134,6 +177,7 @@ pub async fn status(exec: &dyn Executor, t: &Target) -> Result<Option<Holder>, F
             since: String::new(),
             ci: false,
             ttl_secs: 0,
+            process_space: String::new(),
         })
     }))
 }
@@ -163,6 +207,7 @@ pub async fn acquire(
         ci: std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true")
             || std::env::var("CI").as_deref() == Ok("true"),
         ttl_secs: opts.ttl.as_secs(),
+        process_space: process_space(),
     };
     let body = serde_json::to_vec(&holder).expect("holder serializes");
     let deadline = tokio::time::Instant::now() + opts.wait;
@@ -181,7 +226,7 @@ pub async fn acquire(
         }
         let current = status(exec, t).await?;
         if let Some(h) = &current
-            && h.is_stale()
+            && (h.is_stale() || h.is_dead_here())
         {
             // Free it only if it is still the same stale lock (another waiter may have won).
             let again = status(exec, t).await?;
@@ -255,7 +300,36 @@ mod tests {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ci,
             ttl_secs: 60,
+            process_space: String::new(),
         }
+    }
+
+    #[test]
+    fn t28_a_dead_holder_in_this_process_space_is_freed_and_nothing_else() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let here = |pid: u32, space: String| Holder {
+            pid,
+            process_space: space,
+            ..holder(false, 5)
+        };
+        assert!(!process_space().is_empty());
+        assert!(here(dead, process_space()).is_dead_here());
+        assert!(
+            here(dead, process_space())
+                .freed_note()
+                .contains("died mid-run")
+        );
+        assert!(
+            !here(std::process::id(), process_space()).is_dead_here(),
+            "a live holder keeps its lock"
+        );
+        assert!(
+            !here(dead, "other-boot/pid:[1]".into()).is_dead_here(),
+            "another machine's pid is not ours to judge"
+        );
+        assert!(!here(dead, String::new()).is_dead_here(), "old lock files");
     }
 
     #[test]
