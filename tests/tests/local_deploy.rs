@@ -328,6 +328,26 @@ fn t18_nginx_reload_fails() {
     });
 }
 
+/// A production sandbox with `v1` then `v2` (built with `v2_faults`) deployed blue-green.
+fn v1_then_v2(
+    repo: &str,
+    app: &str,
+    v2_faults: &[(&str, &str)],
+) -> (Sandbox, davit_deploy::Target) {
+    demo_image(repo, "v1", &[]);
+    demo_image(repo, "v2", v2_faults);
+    let sb = Sandbox::new(app);
+    let t = sb.target(repo, "production", "");
+    block_on(async {
+        for v in ["v1", "v2"] {
+            davit_deploy::deploy(&Local::new(), &t, v, &opts(), &Quiet)
+                .await
+                .unwrap();
+        }
+    });
+    (sb, t)
+}
+
 /// T31: when the rollback target's container and image are gone, rollback refuses before
 /// touching anything: the live release keeps serving and the ledger gains nothing.
 #[test]
@@ -336,20 +356,11 @@ fn t31_rollback_target_missing_is_refused_first() {
         return;
     }
     let repo = "davit-test-t31";
-    demo_image(repo, "v1", &[]);
-    demo_image(repo, "v2", &[]);
-    let sb = Sandbox::new("t-t31");
-    let t = sb.target(repo, "production", "");
+    let (sb, t) = v1_then_v2(repo, "t-t31", &[]);
     let public = format!("http://127.0.0.1:{}/", sb.public);
     let files = Files::of(&t);
     block_on(async {
         let exec = Local::new();
-        davit_deploy::deploy(&exec, &t, "v1", &opts(), &Quiet)
-            .await
-            .unwrap();
-        davit_deploy::deploy(&exec, &t, "v2", &opts(), &Quiet)
-            .await
-            .unwrap();
         // Prune the previous release: container and image.
         std::process::Command::new("docker")
             .args(["rm", "-f", &sb.container("production", "blue")])
@@ -439,4 +450,63 @@ fn verify_rolls_back_a_release_that_goes_bad() {
             "restored:v1"
         ]
     );
+}
+
+/// T32: the release is bad and so is the one to roll back to. Verify detects the bad release,
+/// tries the rollback once, finds the target unhealthy and stops: no switch to a dead color, the
+/// current release keeps serving, the live config is untouched (no flapping), the ledger records
+/// the failed rollback, and the error says both things and what to do.
+#[test]
+fn t32_rollback_target_also_unhealthy_stops_without_flapping() {
+    if !require_all(&["docker", "nginx"]) {
+        return;
+    }
+    let (sb, t) = v1_then_v2("davit-test-t32", "t-t32", &[("FAULT_FAIL_AFTER_SECS", "2")]);
+    let public = format!("http://127.0.0.1:{}/", sb.public);
+    let files = Files::of(&t);
+    block_on(async {
+        let exec = Local::new();
+        // The kept color stops answering (frozen, as a hung process would be).
+        let blue = sb.container("production", "blue");
+        let pause = std::process::Command::new("docker")
+            .args(["pause", &blue])
+            .output()
+            .unwrap();
+        assert!(pause.status.success(), "{pause:?}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let live_before = std::fs::read(files.site()).unwrap();
+        let mut vopts = davit_verify::VerifyOptions::from_target(&t);
+        vopts.watch = Duration::from_secs(10);
+        vopts.interval = Duration::from_millis(200);
+        vopts.failure_limit = 2;
+        vopts.rollback = true;
+        let e = davit_verify::verify(&exec, &t, &vopts, &davit_exec::Timeline::default())
+            .await
+            .unwrap_err();
+        let _ = std::process::Command::new("docker")
+            .args(["unpause", &blue])
+            .output();
+        assert!(
+            e.message.contains("v2 failed verification") && e.message.contains("rollback"),
+            "{e}"
+        );
+        assert!(e.hint.is_some(), "{e}");
+        assert_eq!(
+            std::fs::read(files.site()).unwrap(),
+            live_before,
+            "the live config must not move to a dead color"
+        );
+        let (_, version, _) = get(&public).await.expect("nginx still answers");
+        assert_eq!(version, "v2", "the current release keeps serving");
+        assert_eq!(
+            container_state(&sb.container("production", "green")),
+            Some(true)
+        );
+        let events = ledger_events(&t);
+        assert_eq!(
+            events.iter().filter(|e| e.starts_with("failed")).count(),
+            1,
+            "one attempt, no retry loop: {events:?}"
+        );
+    });
 }

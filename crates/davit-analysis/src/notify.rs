@@ -84,7 +84,9 @@ impl Notifier {
     /// Send the verdict to every configured destination that wants this event. Returns
     /// warnings for the ones that failed; the caller prints them (`::warning::`) and carries on.
     pub async fn send(&self, ctx: &Context, verdict: &Verdict) -> Vec<String> {
+        // A failed rollback is an alert whatever the analysis said.
         let wanted = match verdict.action {
+            _ if ctx.rollback_verified == Some(false) => self.when.on_rollback,
             Action::Keep => self.when.on_success,
             _ => self.when.on_rollback,
         };
@@ -100,7 +102,7 @@ impl Notifier {
         }
         if let Some(url) = &self.webhook {
             let body = WebhookBody {
-                event: event_name(verdict),
+                event: event_name(ctx, verdict),
                 context: ctx,
                 verdict,
             };
@@ -132,7 +134,10 @@ impl Notifier {
     }
 }
 
-fn event_name(v: &Verdict) -> &'static str {
+fn event_name(ctx: &Context, v: &Verdict) -> &'static str {
+    if ctx.rollback_verified == Some(false) {
+        return "rollback_failed";
+    }
     match v.action {
         Action::Keep => "success",
         Action::Rollback => "rollback",
@@ -144,6 +149,10 @@ fn event_name(v: &Verdict) -> &'static str {
 /// One Slack message: what happened, why, and the deciding figures.
 pub fn slack_text(ctx: &Context, v: &Verdict) -> String {
     let what = match (v.status, v.action) {
+        _ if ctx.rollback_verified == Some(false) => format!(
+            ":rotating_light: {} {} is bad and the ROLLBACK FAILED: {} still serves; act now",
+            ctx.environment, ctx.version, ctx.version
+        ),
         (Status::Successful, _) => format!(
             ":white_check_mark: {} {} passed metric analysis",
             ctx.environment, ctx.version

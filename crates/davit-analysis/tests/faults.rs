@@ -335,3 +335,40 @@ async fn a_failed_notification_is_a_warning_without_the_secret_url() {
     let debug = format!("{:?}", Secret::new(format!("{}{secret_path}", hooks.uri())));
     assert!(!debug.contains("canary"));
 }
+
+/// T32's alert: the rollback itself failed. Slack and the webhook say so (a distinct event),
+/// even when the analysis was what passed and the health checks decided.
+#[tokio::test]
+async fn a_failed_rollback_is_an_alert_of_its_own() {
+    let hooks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/slack"))
+        .and(body_string_contains("ROLLBACK FAILED: 1.1.0 still serves"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&hooks)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .and(body_string_contains("\"event\":\"rollback_failed\""))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&hooks)
+        .await;
+    let env = |k: &str| match k {
+        SLACK_ENV => Some(format!("{}/slack", hooks.uri())),
+        WEBHOOK_ENV => Some(format!("{}/hook", hooks.uri())),
+        _ => None,
+    };
+    let ctx = Context {
+        environment: "production".into(),
+        version: "1.1.0".into(),
+        rolled_back_to: None,
+        rollback_verified: Some(false),
+        run_url: None,
+    };
+    let v = failed_verdict().await;
+    let warnings = Notifier::from_env(env, when()).send(&ctx, &v).await;
+    assert!(warnings.is_empty(), "{warnings:?}");
+    hooks.verify().await;
+}

@@ -486,7 +486,7 @@ pub async fn verify(
     }
     timeline.note("verify: rolling back");
     let decided = Instant::now();
-    let report = davit_deploy::rollback(
+    let rolled = davit_deploy::rollback(
         exec,
         t,
         None,
@@ -494,8 +494,13 @@ pub async fn verify(
         &Options::default(),
         timeline,
     )
-    .await
-    .map_err(|f| {
+    .await;
+    if rolled.is_err() {
+        // T32: the way back is broken too. Say so loudly, once; davit does not try again, so
+        // traffic cannot flap between two bad releases.
+        notify_with(opts, t, &verdict, timeline, Some(false)).await;
+    }
+    let report = rolled.map_err(|f| {
         Failure::new(
             f.exit,
             format!(
@@ -632,6 +637,18 @@ fn base_of(url: &str) -> String {
 /// Slack / webhook notifications on rollback or success, as the analysis spec asks. Never fails
 /// verification: problems become timeline warnings.
 async fn notify(opts: &VerifyOptions, t: &Target, verdict: &Verdict, timeline: &Timeline) {
+    let verified = verdict.rolled_back_to.as_ref().map(|_| true);
+    notify_with(opts, t, verdict, timeline, verified).await;
+}
+
+/// [`notify`] with the rollback's outcome given: `Some(false)` is a rollback that failed.
+async fn notify_with(
+    opts: &VerifyOptions,
+    t: &Target,
+    verdict: &Verdict,
+    timeline: &Timeline,
+    rollback_verified: Option<bool>,
+) {
     let (Some(spec), Some(analysis)) = (&opts.analysis, &verdict.analysis) else {
         return;
     };
@@ -641,7 +658,7 @@ async fn notify(opts: &VerifyOptions, t: &Target, verdict: &Verdict, timeline: &
         environment: t.environment.clone(),
         version: verdict.version.clone(),
         rolled_back_to: verdict.rolled_back_to.clone(),
-        rollback_verified: verdict.rolled_back_to.as_ref().map(|_| true),
+        rollback_verified,
         run_url: run_url(),
     };
     for w in notifier.send(&ctx, analysis).await {
