@@ -31,6 +31,9 @@ fn cmd(fake: &FakeGithub, name: &str) -> Command {
 
 /// Run davit-approve in the background; `respond` plays the humans on the issue.
 fn approve_with(fake: &FakeGithub, approvers: &str, respond: impl FnOnce(u64)) -> Output {
+    // Wait for this run's issue, not an earlier run's (which is still the last one until the
+    // new one is opened).
+    let before = fake.issues().len();
     let child = cmd(fake, "davit-approve")
         .args(["--approvers", approvers, "--release-version", "v1"])
         .args(["--poll-interval", "100ms", "--timeout", "4s"])
@@ -41,7 +44,8 @@ fn approve_with(fake: &FakeGithub, approvers: &str, respond: impl FnOnce(u64)) -
     let issue = (0..100)
         .find_map(|_| {
             std::thread::sleep(Duration::from_millis(100));
-            fake.issues().last().map(|i| i.number)
+            let issues = fake.issues();
+            (issues.len() > before).then(|| issues.last().map(|i| i.number))?
         })
         .expect("the approval issue was never opened");
     respond(issue);
