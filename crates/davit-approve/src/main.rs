@@ -27,5 +27,11 @@ fn main() -> ExitCode {
         }
     };
     let gha = Gha::from_env();
+    // T07: no approval (and so no production deploy after it) for a fork's run or a pull
+    // request head checked out under pull_request_target.
+    if let Err(f) = davit_gha::trust::guard("approve a release", &[]) {
+        let _ = gha.set_output("approved", "false");
+        return davit_gha::finish(Err(f));
+    }
     runtime.block_on(run(args, &gha)).into()
 }

@@ -83,6 +83,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<Exit, Failure> {
+    // T07: verify may roll production back; refuse a fork's code or a pull request head checked
+    // out under pull_request_target (davit.toml's folder is code too: smoke commands, hooks).
+    davit_gha::trust::guard(
+        "verify (and possibly roll back) a release",
+        &[davit_gha::trust::folder_of(&args.config)],
+    )?;
     let cfg = davit_config::Config::load(&args.config)
         .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
     let target = Target::resolve(&cfg, &args.environment, &|k| std::env::var(k).ok())?;
