@@ -7,6 +7,9 @@ use davit_core::Exit;
 use davit_deploy::{Options, nginx::Files};
 use davit_exec::{Executor, Local, runner::Quiet};
 use davit_tests::*;
+
+#[path = "../../crates/davit-image/tests/common/registry.rs"]
+mod registry;
 use std::time::Duration;
 
 fn opts() -> Options {
@@ -508,5 +511,68 @@ fn t32_rollback_target_also_unhealthy_stops_without_flapping() {
             1,
             "one attempt, no retry loop: {events:?}"
         );
+    });
+}
+
+/// T24: the registry fails. An unknown tag stops the deploy at once with the fix; a registry that
+/// is down is tried a bounded number of times, then the deploy stops. Either way nothing new
+/// was started and the live release keeps serving.
+#[test]
+fn t24_registry_failures_stop_the_deploy_before_anything_starts() {
+    if !require_all(&["docker", "nginx"]) {
+        return;
+    }
+    let Some(registry) = registry::Registry::start() else {
+        return;
+    };
+    let repo = format!("{}/davit-test-t24", registry.addr);
+    demo_image(&repo, "v1", &[]);
+    let sb = Sandbox::new("t-t24");
+    let config = sb.dir.path().join("davit.toml");
+    std::fs::write(
+        &config,
+        sb.config_text(&repo, "")
+            .replace("pull = \"never\"", "pull = \"missing\""),
+    )
+    .unwrap();
+    let cfg = davit_config::Config::load(&config).unwrap();
+    let t = davit_deploy::Target::resolve(&cfg, "production", &|_| None).unwrap();
+    let public = format!("http://127.0.0.1:{}/", sb.public);
+    let green = sb.container("production", "green");
+    block_on(async {
+        let exec = Local::new();
+        // v1 is on the host already: no pull.
+        davit_deploy::deploy(&exec, &t, "v1", &opts(), &Quiet)
+            .await
+            .unwrap();
+
+        // The registry answers, but has no such tag: no retry, the hint names the tag.
+        let e = davit_deploy::deploy(&exec, &t, "v2", &opts(), &Quiet)
+            .await
+            .unwrap_err();
+        assert!(
+            e.message.contains("cannot pull") && e.message.contains("manifest unknown"),
+            "{e}"
+        );
+        assert!(
+            !e.message.contains("tries"),
+            "an unknown tag is not retried: {e}"
+        );
+        assert!(e.hint.as_deref().unwrap_or("").contains("tag"), "{e}");
+        assert_eq!(container_state(&green), None, "nothing started: {e}");
+        assert_eq!(version_at(&public).await, "v1");
+
+        // The registry is down: bounded retries, then stop.
+        drop(registry);
+        let e = davit_deploy::deploy(&exec, &t, "v2", &opts(), &Quiet)
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("after 3 tries"), "{e}");
+        assert!(
+            e.hint.as_deref().unwrap_or("").contains("unreachable"),
+            "{e}"
+        );
+        assert_eq!(container_state(&green), None, "nothing started: {e}");
+        assert_eq!(version_at(&public).await, "v1");
     });
 }

@@ -14,6 +14,7 @@ pub mod kubernetes;
 pub mod ledger;
 pub mod lock;
 pub mod nginx;
+pub mod pull;
 pub mod swarm;
 pub mod target;
 
@@ -288,7 +289,7 @@ async fn deploy_unlocked(
     observer: &dyn Observer,
 ) -> Result<Report, Failure> {
     let image = t.image_for(version);
-    let obs = observe(exec, t, Some(&image)).await?;
+    let mut obs = observe(exec, t, Some(&image)).await?;
     let mut warnings = ledger_warnings(&obs);
     if obs.image_id.is_none() && t.pull == PullPolicy::Never {
         return Err(Failure::bad_input(
@@ -300,6 +301,15 @@ async fn deploy_unlocked(
                 "build or load it first (docker build -t {image} .), or set image.pull = \"missing\""
             ),
         ));
+    }
+    // T24: the image is on the host before anything starts, or the deploy stops here.
+    if !opts.dry_run
+        && obs.needs_pull
+        && matches!(t.strategy, Strategy::BlueGreen | Strategy::Compose)
+    {
+        pull::pull(exec, &image).await?;
+        obs.needs_pull = false;
+        obs.image_id = docker::image_id(exec, &image).await;
     }
     let rel = NewRelease {
         id: opts
