@@ -264,6 +264,26 @@ fn two_hosts_deploy_with_backup_hook_lock_and_records_then_roll_back_together() 
             .count(),
         2
     );
+
+    // verify checks every host; a release that goes bad after its start-up gate is rolled back
+    // on every host together.
+    ok(
+        &f.davit(&["verify", "production", "--watch-secs", "2"]),
+        "verify v1",
+    );
+    demo_image(REPO, "v3", &[("FAULT_FAIL_AFTER_SECS", "3")]);
+    f.hosts.load_image(&format!("{REPO}:v3"));
+    ok(&f.davit(&["deploy", "production", "--version", "v3"]), "v3");
+    let out = f.davit(&["verify", "production", "--watch-secs", "20"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a bad release exits 1: {text}");
+    assert!(text.contains("rolled back to v1"), "{text}");
+    assert_eq!(
+        (f.serving(0), f.serving(1)),
+        ("v1".into(), "v1".into()),
+        "{text}"
+    );
 }
 
 #[test]
