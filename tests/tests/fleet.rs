@@ -8,7 +8,7 @@
 //!   hosts on the new version; a fleet rollback brings both back together.
 //! - T25: a host that goes down mid-deploy (after the first host switched) fails the deploy as a
 //!   whole: the first host is rolled back, the error lists each host's state, and once the host
-//!   is back the lock it kept is released by `davit lock release` and the deploy converges.
+//!   is back the next run frees the lock left there (its holder is gone) and converges.
 
 #[path = "../../crates/davit-backup/tests/common/mod.rs"]
 mod pg;
@@ -317,19 +317,14 @@ fn t25_a_host_down_mid_deploy_fails_the_deploy_as_a_whole() {
     assert!(err.contains("davit lock release production"), "{err}");
     assert_eq!(f.serving(0), "v1", "the first host was taken back: {err}");
 
-    // The host comes back still serving v1; its lock is released by hand, as the error said.
+    // The host comes back still serving v1. The lock the failed run could not release there is
+    // freed by the next run from this machine (that run's process is gone), with a warning.
     f.hosts.restore(1);
     assert_eq!(f.serving(1), "v1");
-    let held = f
-        .command(&["deploy", "production", "--version", "v2"])
-        .env("DAVIT_LOCK_WAIT_SECS", "1")
-        .output()
-        .unwrap();
-    assert!(!held.status.success(), "the dead run's lock still stands");
-    ok(&f.davit(&["lock", "release", "production"]), "lock release");
-    ok(
+    let again = ok(
         &f.davit(&["deploy", "production", "--version", "v2"]),
         "v2 again",
     );
+    assert!(again.contains("no longer running"), "{again}");
     assert_eq!((f.serving(0), f.serving(1)), ("v2".into(), "v2".into()));
 }

@@ -159,7 +159,7 @@ impl Fleet {
             }
             if let Err(e) = l.release(&*m.exec, &m.target).await {
                 warnings.push(format!(
-                    "{on}could not release the deploy lock ({e}); once the host answers again: davit lock release {}",
+                    "{on}could not release the deploy lock ({e}); once the host answers again, the next run from this machine frees it (from elsewhere: davit lock release {})",
                     m.target.environment
                 ));
             }

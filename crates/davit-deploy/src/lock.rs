@@ -82,7 +82,7 @@ impl Holder {
     pub fn freed_note(&self) -> String {
         if self.is_dead_here() {
             format!(
-                "freed the lock of a davit process that died mid-run (pid {}): {}",
+                "freed the lock of a davit run that is no longer running (pid {}): {}",
                 self.pid,
                 self.describe()
             )
@@ -319,7 +319,7 @@ mod tests {
         assert!(
             here(dead, process_space())
                 .freed_note()
-                .contains("died mid-run")
+                .contains("no longer running")
         );
         assert!(
             !here(std::process::id(), process_space()).is_dead_here(),

@@ -248,9 +248,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
             ..framing
         };
         let wire = http::encode(&response, framing, SystemTime::now());
-        let written = reader.get_ref().write_all(&wire);
+        // Counted before the write: a client that got this response and then scrapes
+        // /metrics must find it there (monitoring, and the analysis, read it that way).
         app.metrics
             .observe(label, response.status, started.elapsed());
+        let written = reader.get_ref().write_all(&wire);
         if written.is_err() {
             return;
         }
