@@ -293,6 +293,26 @@ fn t25_a_host_down_mid_deploy_fails_the_deploy_as_a_whole() {
         return;
     };
 
+    // A release the second host cannot take (its image is only on the first host, and
+    // pull = "never" there) stops before any host, or the database, changes.
+    let tag = f
+        .hosts
+        .exec(0, &format!("docker tag {REPO}:v1 {REPO}:only-here"));
+    assert!(tag.status.success(), "{tag:?}");
+    let out = f.davit(&["deploy", "production", "--version", "only-here"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is not on") && err.contains("no host was changed"),
+        "{err}"
+    );
+    assert_eq!((f.serving(0), f.serving(1)), ("v1".into(), "v1".into()));
+    assert_eq!(
+        f.on_host(0, "cat /var/lib/davit/migrated"),
+        "v1\n",
+        "no migration ran"
+    );
+
     // The first host switches to v2; then the second host drops off the network.
     let deploy = f.deploy_paused("v2");
     f.hosts.cut(1);
@@ -305,15 +325,24 @@ fn t25_a_host_down_mid_deploy_fails_the_deploy_as_a_whole() {
         "never success with a host down: {err}"
     );
     let (a, b) = (&f.hosts.hosts[0].addr, &f.hosts.hosts[1].addr);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "an unchecked host is an infra state: {err}"
+    );
     assert!(
-        err.contains("every host is back on what it served before"),
+        err.contains("the hosts that answer are back on what they served before"),
         "{err}"
     );
     assert!(
         err.contains(&format!("{a}: rolled back, serving v1")),
         "{err}"
     );
-    assert!(err.contains(&format!("{b}: FAILED")), "{err}");
+    assert!(
+        err.contains(&format!("{b}: FAILED"))
+            && err.contains("not answering now, so not checked (serving v1 before)"),
+        "{err}"
+    );
     assert!(err.contains("davit lock release production"), "{err}");
     assert_eq!(f.serving(0), "v1", "the first host was taken back: {err}");
 

@@ -40,11 +40,15 @@ pub enum HostState {
     Untouched { serving: Option<String> },
     /// The new release went live here.
     Deployed { version: String },
-    /// The host's own deploy failed; its plan reverted.
+    /// The host's own deploy (or rollback) failed. `serving` is what it served when davit looked
+    /// again afterwards, or, when `checked` is false, what it served before (it did not answer).
     Failed {
         error: String,
         serving: Option<String>,
+        checked: bool,
     },
+    /// Did not answer when davit looked again after the failure.
+    Unknown { before: Option<String> },
     /// The host had switched and was rolled back.
     RolledBack { to: String },
     /// Still on the new release: the rollback failed, or there was nothing to go back to.
@@ -60,9 +64,24 @@ impl HostState {
         match self {
             HostState::Untouched { serving: s } => format!("not deployed, {}", serving(s)),
             HostState::Deployed { version } => format!("deployed, serving {version}"),
-            HostState::Failed { error, serving: s } => {
-                format!("FAILED ({}), {}", first_line(error), serving(s))
-            }
+            HostState::Failed {
+                error,
+                serving: s,
+                checked: true,
+            } => format!("FAILED ({}), {}", one_line(error), serving(s)),
+            HostState::Failed {
+                error,
+                serving: s,
+                checked: false,
+            } => format!(
+                "FAILED ({}), not answering now, so not checked ({} before)",
+                one_line(error),
+                serving(s)
+            ),
+            HostState::Unknown { before } => format!(
+                "NOT ANSWERING now, so not checked ({} before)",
+                serving(before)
+            ),
             HostState::RolledBack { to } => format!("rolled back, serving {to}"),
             HostState::StillOnNew { version, why } => {
                 format!("STILL SERVING {version}: {why}")
@@ -77,6 +96,11 @@ impl HostState {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
+}
+
+/// A whole error on one line: an undo that failed too is part of the story.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `  web-1: deployed, serving 1.4`, one line per host.
@@ -142,8 +166,12 @@ impl Fleet {
             match lock::acquire(&*m.exec, &m.target, operation, version, &opts.lock).await {
                 Ok(l) => locks.push(l),
                 Err(e) => {
-                    self.release_all(locks).await;
-                    return Err(self.on_host(m, e));
+                    let mut e = self.on_host(m, e);
+                    for w in self.release_all(locks).await {
+                        e.message.push('\n');
+                        e.message.push_str(&w);
+                    }
+                    return Err(e);
                 }
             }
         }
@@ -186,19 +214,50 @@ impl Fleet {
     async fn serving(&self) -> Result<Vec<Option<String>>, Failure> {
         let mut out = Vec::new();
         for m in &self.members {
-            let obs = observe(&*m.exec, &m.target, None)
-                .await
-                .map_err(|e| self.on_host(m, e))?;
-            let id = obs.live_release();
-            out.push(id.and_then(|id| {
-                obs.ledger
-                    .iter()
-                    .rev()
-                    .find(|r| r.id == id)
-                    .map(|r| r.version.clone())
-            }));
+            out.push(serving_on(m).await.map_err(|e| self.on_host(m, e))?);
         }
         Ok(out)
+    }
+
+    /// After a failure: look at every host again, so the report says what is, not what should
+    /// be. A host that does not answer becomes unchecked, never assumed.
+    async fn recheck(&self, states: &mut [HostState], before: &[Option<String>]) {
+        for (i, m) in self.members.iter().enumerate() {
+            let now = serving_on(m).await;
+            let st = &mut states[i];
+            match (now, &mut *st) {
+                (
+                    Ok(v),
+                    HostState::Failed {
+                        serving, checked, ..
+                    },
+                ) => {
+                    *serving = v;
+                    *checked = true;
+                }
+                (
+                    Err(_),
+                    HostState::Failed {
+                        serving, checked, ..
+                    },
+                ) => {
+                    *serving = before[i].clone();
+                    *checked = false;
+                }
+                (Ok(v), HostState::RolledBack { to }) if v.as_deref() != Some(to.as_str()) => {
+                    *st = HostState::StillOnNew {
+                        version: v.unwrap_or_else(|| "nothing".into()),
+                        why: format!("its rollback to {to} reported success, but it serves this"),
+                    };
+                }
+                (Ok(_), _) => {}
+                (Err(_), _) => {
+                    *st = HostState::Unknown {
+                        before: before[i].clone(),
+                    };
+                }
+            }
+        }
     }
 
     /// Deploy `version` to every host, or to none: see the module documentation.
@@ -268,8 +327,46 @@ impl Fleet {
             .iter()
             .map(|s| HostState::Untouched { serving: s.clone() })
             .collect();
+        if self.members.len() > 1 {
+            // Every host must be able to take the release (image pulled, tools present) before
+            // the first host migrates the database and switches.
+            for m in &self.members {
+                note(
+                    observer,
+                    &format!("{}: checking it can take {version}", m.target.host),
+                );
+                if let Err(e) = crate::prepare(&*m.exec, &m.target, version).await {
+                    return Err(Failure::new(
+                        e.exit,
+                        format!(
+                            "{}: {}; no host was changed:\n{}",
+                            m.target.host,
+                            e.message,
+                            describe_states(&self.named(&states)).trim_end()
+                        ),
+                    )
+                    .with_hint(e.hint.unwrap_or_default()));
+                }
+            }
+        }
         let mut reports = Vec::new();
         for (i, m) in self.members.iter().enumerate() {
+            if i > 0 && opts.cancel.is_cancelled() {
+                states[i] = HostState::Failed {
+                    error: "cancelled before this host".into(),
+                    serving: before[i].clone(),
+                    checked: false,
+                };
+                let reason = format!("deploy of {version} cancelled; converging back");
+                for j in (0..i).rev() {
+                    states[j] = self
+                        .revert(j, version, before[j].as_deref(), &reason, observer)
+                        .await;
+                }
+                self.recheck(&mut states, &before).await;
+                let cause = Failure::infra("a signal stopped the deploy");
+                return Err(self.not_converged(version, i, cause, &states));
+            }
             if self.members.len() > 1 {
                 note(
                     observer,
@@ -289,6 +386,7 @@ impl Fleet {
                     states[i] = HostState::Failed {
                         error: e.message.clone(),
                         serving: before[i].clone(),
+                        checked: false,
                     };
                     let reason = format!(
                         "deploy of {version} failed on {}; converging back",
@@ -299,6 +397,7 @@ impl Fleet {
                             .revert(j, version, before[j].as_deref(), &reason, observer)
                             .await;
                     }
+                    self.recheck(&mut states, &before).await;
                     return Err(self.not_converged(version, i, e, &states));
                 }
             }
@@ -330,14 +429,14 @@ impl Fleet {
             lock_held: true,
             ..Default::default()
         };
-        match rollback_unlocked(&*m.exec, &m.target, Some(previous), reason, &opts, observer).await
-        {
+        let mt = host_share(&m.target, j);
+        match rollback_unlocked(&*m.exec, &mt, Some(previous), reason, &opts, observer).await {
             Ok(_) => HostState::RolledBack {
                 to: previous.to_string(),
             },
             Err(e) => HostState::StillOnNew {
                 version: version.to_string(),
-                why: format!("its rollback failed too: {}", first_line(&e.message)),
+                why: format!("its rollback failed too: {}", one_line(&e.message)),
             },
         }
     }
@@ -349,29 +448,45 @@ impl Fleet {
         cause: Failure,
         states: &[HostState],
     ) -> Failure {
-        let named: Vec<(String, HostState)> = self
-            .members
-            .iter()
-            .map(|m| m.target.host.clone())
-            .zip(states.iter().cloned())
-            .collect();
+        let named = self.named(states);
+        let env = &self.first().target.environment;
+        let failed_host = &self.members[failed].target.host;
         let mixed = states.iter().any(HostState::mixed);
+        let unchecked = states.iter().any(|s| {
+            matches!(
+                s,
+                HostState::Unknown { .. } | HostState::Failed { checked: false, .. }
+            )
+        });
         let headline = if mixed {
             format!(
-                "deploy of {version} to {} failed on {} and the hosts now serve DIFFERENT versions",
-                self.first().target.environment,
-                self.members[failed].target.host
+                "deploy of {version} to {env} failed on {failed_host} and the hosts now serve DIFFERENT versions"
+            )
+        } else if unchecked {
+            format!(
+                "deploy of {version} to {env} failed on {failed_host}; the hosts that answer are back on what they served before, the others could not be checked"
             )
         } else {
             format!(
-                "deploy of {version} to {} failed on {}; every host is back on what it served before",
-                self.first().target.environment,
-                self.members[failed].target.host
+                "deploy of {version} to {env} failed on {failed_host}; every host is back on what it served before"
             )
         };
-        let exit = if mixed { Exit::Infra } else { cause.exit };
+        let exit = if mixed || unchecked {
+            Exit::Infra
+        } else {
+            cause.exit
+        };
+        let previous = states.iter().find_map(|s| match s {
+            HostState::RolledBack { to } => Some(to.clone()),
+            _ => None,
+        });
         let hint = if mixed {
-            "roll the hosts listed as STILL SERVING back by hand (davit rollback) or deploy again once the failed host is fixed".to_string()
+            match previous {
+                Some(v) => format!(
+                    "bring every host to one version: `davit rollback {env} --to {v}` (hosts already on it are left alone), or deploy again once the failed host is fixed"
+                ),
+                None => "deploy again once the failed host is fixed; `davit releases` shows each host's ledger".to_string(),
+            }
         } else {
             cause
                 .hint
@@ -382,6 +497,15 @@ impl Fleet {
             format!("{headline}:\n{}", describe_states(&named).trim_end()),
         )
         .with_hint(hint)
+    }
+
+    /// `(host, state)` pairs for the report.
+    fn named(&self, states: &[HostState]) -> Vec<(String, HostState)> {
+        self.members
+            .iter()
+            .map(|m| m.target.host.clone())
+            .zip(states.iter().cloned())
+            .collect()
     }
 
     /// Roll every host back to one version: `to_version`, or the release the first host would
@@ -447,21 +571,24 @@ impl Fleet {
         let mut failure: Option<Failure> = None;
         // Every host is attempted: a rollback is the way out, so one host failing must not
         // leave the others on the release being rolled back.
-        for m in &self.members {
+        for (i, m) in self.members.iter().enumerate() {
+            // A host already on the target (an earlier, partly failed rollback) is done.
+            if let Ok(Some(v)) = serving_on(m).await
+                && v == version
+            {
+                note(
+                    observer,
+                    &format!("{}: already serving {version}", m.target.host),
+                );
+                states.push((m.target.host.clone(), HostState::RolledBack { to: v }));
+                continue;
+            }
             note(
                 observer,
                 &format!("{}: rolling back to {version}", m.target.host),
             );
-            match rollback_unlocked(
-                &*m.exec,
-                &m.target,
-                Some(&version),
-                reason,
-                &inner,
-                observer,
-            )
-            .await
-            {
+            let mt = host_share(&m.target, i);
+            match rollback_unlocked(&*m.exec, &mt, Some(&version), reason, &inner, observer).await {
                 Ok(r) => {
                     states.push((
                         m.target.host.clone(),
@@ -472,32 +599,49 @@ impl Fleet {
                     reports.push(r);
                 }
                 Err(e) => {
+                    let now = serving_on(m).await;
                     states.push((
                         m.target.host.clone(),
                         HostState::Failed {
                             error: e.message.clone(),
-                            serving: None,
+                            checked: now.is_ok(),
+                            serving: now.ok().flatten(),
                         },
                     ));
                     failure.get_or_insert(e);
                 }
             }
         }
+        let env = &self.first().target.environment;
         match failure {
             None => Ok(reports),
+            // The hosts now differ: an infrastructure state, whatever the first error was.
             Some(e) => Err(Failure::new(
-                e.exit,
+                Exit::Infra,
                 format!(
-                    "rollback of {} to {version} did not reach every host:\n{}",
-                    self.first().target.environment,
+                    "rollback of {env} to {version} did not reach every host:\n{}",
                     describe_states(&states).trim_end()
                 ),
             )
-            .with_hint(e.hint.unwrap_or_else(|| {
-                "fix the failed host and run the rollback again (hosts already rolled back are left as they are)".into()
-            }))),
+            .with_hint(format!(
+                "fix the failed host, then `davit rollback {env} --to {version}` (hosts already on {version} are left alone){}",
+                e.hint.map(|h| format!("; {h}")).unwrap_or_default()
+            ))),
         }
     }
+}
+
+/// The version a host serves now (from its live site and ledger).
+async fn serving_on(m: &Member) -> Result<Option<String>, Failure> {
+    let obs = observe(&*m.exec, &m.target, None).await?;
+    let id = obs.live_release();
+    Ok(id.and_then(|id| {
+        obs.ledger
+            .iter()
+            .rev()
+            .find(|r| r.id == id)
+            .map(|r| r.version.clone())
+    }))
 }
 
 /// Lock warnings go with the reports on success, and into the error on failure: a lock left
@@ -562,6 +706,7 @@ mod tests {
                 HostState::Failed {
                     error: "health gate failed\nmore".into(),
                     serving: Some("1.0".into()),
+                    checked: true,
                 },
             ),
             (
@@ -573,7 +718,7 @@ mod tests {
         ];
         assert_eq!(
             describe_states(&states),
-            "  web-1: rolled back, serving 1.0\n  web-2: FAILED (health gate failed), serving 1.0\n  web-3: not deployed, serving 1.0\n"
+            "  web-1: rolled back, serving 1.0\n  web-2: FAILED (health gate failed more), serving 1.0\n  web-3: not deployed, serving 1.0\n"
         );
         assert!(!states.iter().any(|(_, s)| s.mixed()));
         assert!(

@@ -291,26 +291,7 @@ async fn deploy_unlocked(
     let image = t.image_for(version);
     let mut obs = observe(exec, t, Some(&image)).await?;
     let mut warnings = ledger_warnings(&obs);
-    if obs.image_id.is_none() && t.pull == PullPolicy::Never {
-        return Err(Failure::bad_input(
-            format!(
-                "image {image} is not on {} and image.pull = \"never\"",
-                exec.host()
-            ),
-            format!(
-                "build or load it first (docker build -t {image} .), or set image.pull = \"missing\""
-            ),
-        ));
-    }
-    // T24: the image is on the host before anything starts, or the deploy stops here.
-    if !opts.dry_run
-        && obs.needs_pull
-        && matches!(t.strategy, Strategy::BlueGreen | Strategy::Compose)
-    {
-        pull::pull(exec, &image).await?;
-        obs.needs_pull = false;
-        obs.image_id = docker::image_id(exec, &image).await;
-    }
+    ensure_image(exec, t, &image, &mut obs, opts.dry_run).await?;
     let rel = NewRelease {
         id: opts
             .release_id
@@ -652,6 +633,56 @@ async fn preflight(exec: &dyn Executor, plan: &Plan) -> Result<(), Failure> {
         missing.join(", ")
     ))
     .with_hint(hints.join("; ")))
+}
+
+/// The release's image is on the host, or the deploy stops here, before anything starts (T24):
+/// missing under `pull = "never"` is bad input; otherwise it is pulled (bounded retries).
+async fn ensure_image(
+    exec: &dyn Executor,
+    t: &Target,
+    image: &str,
+    obs: &mut Observed,
+    dry_run: bool,
+) -> Result<(), Failure> {
+    if obs.image_id.is_none() && t.pull == PullPolicy::Never {
+        return Err(Failure::bad_input(
+            format!(
+                "image {image} is not on {} and image.pull = \"never\"",
+                exec.host()
+            ),
+            format!(
+                "build or load it first (docker build -t {image} .), or set image.pull = \"missing\""
+            ),
+        ));
+    }
+    if !dry_run && obs.needs_pull && matches!(t.strategy, Strategy::BlueGreen | Strategy::Compose) {
+        pull::pull(exec, image).await?;
+        obs.needs_pull = false;
+        obs.image_id = docker::image_id(exec, image).await;
+    }
+    Ok(())
+}
+
+/// What a host needs to take `version`, checked and fetched without changing what runs: the
+/// image (pulled when the policy says so) and the strategy's tools. A fleet runs this on every
+/// host before the first host's plan, so a host that cannot take the release stops the deploy
+/// before any host, or the database, changes.
+pub async fn prepare(exec: &dyn Executor, t: &Target, version: &str) -> Result<(), Failure> {
+    let image = t.image_for(version);
+    let mut obs = observe(exec, t, Some(&image)).await?;
+    ensure_image(exec, t, &image, &mut obs, false).await?;
+    if t.strategy == Strategy::Compose {
+        compose_flavor(&obs, false, &mut Vec::new())?;
+    }
+    if t.strategy == Strategy::BlueGreen && !exec.has_program(&t.proxy.nginx).await {
+        return Err(Failure::infra(format!(
+            "{} is not installed on {}",
+            t.proxy.nginx,
+            exec.host()
+        ))
+        .with_hint("install nginx on the host (apt-get install nginx-light) or set proxy.nginx"));
+    }
+    Ok(())
 }
 
 fn compose_flavor(

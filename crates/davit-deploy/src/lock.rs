@@ -67,15 +67,28 @@ impl Holder {
         self.ci && self.age().is_some_and(|a| a.as_secs() > self.ttl_secs)
     }
 
-    /// The holder ran in this very process space (same kernel boot, same pid namespace) and its
-    /// process is gone: a davit killed mid-deploy (T28). Its pid is checked where it lived, so
-    /// the answer is certain, unlike a guess from the lock's age. A reused pid reads as alive,
-    /// which errs on the side of waiting.
+    /// The holder ran in this very process space (same machine, kernel boot and pid namespace)
+    /// and its process is gone: a davit killed mid-deploy (T28). Its pid is asked with
+    /// `kill(pid, 0)`, where only "no such process" means gone: a process of another user
+    /// (EPERM), or one hidden from /proc (`hidepid`), reads as alive, as does a reused pid, which
+    /// errs on the side of waiting.
     pub fn is_dead_here(&self) -> bool {
-        !self.process_space.is_empty()
-            && self.process_space == process_space()
-            && self.pid != 0
-            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        if self.process_space.is_empty()
+            || self.process_space != process_space()
+            || self.machine != machine()
+        {
+            return false;
+        }
+        let Some(pid) = i32::try_from(self.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return false;
+        };
+        matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        )
     }
 
     /// The warning when this lock was freed to take a new one.
@@ -227,16 +240,10 @@ pub async fn acquire(
         let current = status(exec, t).await?;
         if let Some(h) = &current
             && (h.is_stale() || h.is_dead_here())
+            && break_lock(exec, t, h).await?
         {
-            // Free it only if it is still the same stale lock (another waiter may have won).
-            let again = status(exec, t).await?;
-            if again.as_ref() == Some(h) {
-                exec.remove_file(&path)
-                    .await
-                    .map_err(|e| Failure::infra(e.to_string()))?;
-                freed_stale = Some(h.clone());
-                continue;
-            }
+            freed_stale = Some(h.clone());
+            continue;
         }
         if tokio::time::Instant::now() >= deadline {
             let who = current
@@ -258,6 +265,44 @@ pub async fn acquire(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// Remove the lock file if it still holds `dead`. Breakers take `deploy.lock.break` (O_EXCL)
+/// first: otherwise one waiter could read the dead holder, another break it and take the lock,
+/// and the first then delete that live lock. A breaker that died leaves its guard behind; a
+/// guard older than [`BREAK_GUARD_SECS`] is removed so the next waiter can try.
+async fn break_lock(exec: &dyn Executor, t: &Target, dead: &Holder) -> Result<bool, Failure> {
+    let io = |e: davit_exec::ExecError| Failure::infra(e.to_string());
+    let guard = t.state_dir.join("deploy.lock.break");
+    let now = chrono::Utc::now();
+    if !exec
+        .create_exclusive(&guard, now.to_rfc3339().as_bytes())
+        .await
+        .map_err(io)?
+    {
+        let since = exec.read_file(&guard).await.map_err(io)?.and_then(|b| {
+            chrono::DateTime::parse_from_rfc3339(String::from_utf8_lossy(&b).trim()).ok()
+        });
+        let old = since
+            .is_none_or(|s| (now - s.with_timezone(&chrono::Utc)).num_seconds() > BREAK_GUARD_SECS);
+        if old {
+            exec.remove_file(&guard).await.map_err(io)?;
+        }
+        return Ok(false);
+    }
+    let result = async {
+        if status(exec, t).await?.as_ref() != Some(dead) {
+            return Ok(false);
+        }
+        exec.remove_file(&lock_path(t)).await.map_err(io)?;
+        Ok(true)
+    }
+    .await;
+    let _ = exec.remove_file(&guard).await;
+    result
+}
+
+/// How old a breaker's guard must be before another waiter removes it.
+const BREAK_GUARD_SECS: i64 = 30;
 
 impl Lock {
     /// Remove the lock if it is still ours.
@@ -312,6 +357,7 @@ mod tests {
         let here = |pid: u32, space: String| Holder {
             pid,
             process_space: space,
+            machine: machine(),
             ..holder(false, 5)
         };
         assert!(!process_space().is_empty());
@@ -330,6 +376,15 @@ mod tests {
             "another machine's pid is not ours to judge"
         );
         assert!(!here(dead, String::new()).is_dead_here(), "old lock files");
+        let elsewhere = Holder {
+            machine: "another-host".into(),
+            ..here(dead, process_space())
+        };
+        assert!(!elsewhere.is_dead_here(), "another machine name");
+        assert!(
+            !here(1, process_space()).is_dead_here(),
+            "pid 1 lives (and may belong to another user: EPERM is alive)"
+        );
     }
 
     #[test]

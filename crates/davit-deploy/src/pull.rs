@@ -26,8 +26,16 @@ pub enum PullError {
 /// seconds, while giving up on a registry hiccup costs a deploy.
 pub fn classify(stderr: &str) -> PullError {
     let s = stderr.to_ascii_lowercase();
-    if s.contains("toomanyrequests") || s.contains("429") || s.contains("rate limit") {
-        return PullError::Transient { rate_limited: true };
+    // Permanent causes first: a tag like 1.429.0 must not read as a rate limit.
+    if s.contains("permission denied") && s.contains("docker daemon") {
+        return PullError::Permanent(
+            "the deploy user cannot use docker on the host: add it to the docker group (or use a user that can)",
+        );
+    }
+    if s.contains("name unknown") {
+        return PullError::Permanent(
+            "the repository is not in the registry: check image.name in davit.toml",
+        );
     }
     if s.contains("manifest unknown")
         || (s.contains("manifest for") && s.contains("not found"))
@@ -48,6 +56,13 @@ pub fn classify(stderr: &str) -> PullError {
     }
     if s.contains("invalid reference format") {
         return PullError::Permanent("image.name and the version must form a valid reference");
+    }
+    if s.contains("toomanyrequests")
+        || s.contains("too many requests")
+        || s.contains("status 429")
+        || s.contains("rate limit")
+    {
+        return PullError::Transient { rate_limited: true };
     }
     PullError::Transient {
         rate_limited: false,
@@ -142,6 +157,12 @@ mod tests {
             classify(limited),
             PullError::Transient { rate_limited: true }
         );
+        let tag_with_429 = "Error response from daemon: manifest for r.example/shop:1.429.0 not found: manifest unknown: manifest unknown";
+        let no_repo = "Error response from daemon: pull access denied for 127.0.0.1:5000/nope, repository does not exist: name unknown: repository name not known to registry";
+        let socket = "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock";
+        assert!(matches!(classify(tag_with_429), PullError::Permanent(h) if h.contains("tag")));
+        assert!(matches!(classify(no_repo), PullError::Permanent(h) if h.contains("image.name")));
+        assert!(matches!(classify(socket), PullError::Permanent(h) if h.contains("docker group")));
         for m in [unknown, denied, unauthorized] {
             assert!(matches!(classify(m), PullError::Permanent(_)), "{m}");
         }

@@ -90,6 +90,9 @@ pub struct Verdict {
     /// Set when the analysis could not decide and its policy is `fail` (exit 3).
     #[serde(skip)]
     pub infra_failure: bool,
+    /// The analysis was inconclusive and its policy is `hold`: not promoted, not rolled back.
+    #[serde(skip)]
+    pub held: bool,
 }
 
 impl Verdict {
@@ -206,17 +209,50 @@ pub async fn verify_fleet(
         return verify(&*first.exec, &first.target, opts, timeline).await;
     }
     let started = Instant::now();
+    // Every host must serve the same version: the one asked for, or the first host's.
+    let version = match &opts.version {
+        Some(v) => v.clone(),
+        None => {
+            let obs = davit_deploy::observe(&*first.exec, &first.target, None).await?;
+            match (&obs.live, davit_deploy::ledger::live(&obs.ledger)) {
+                (Some(l), _) => l.version.clone(),
+                (None, Some(r)) => r.version.clone(),
+                (None, None) => {
+                    return Err(Failure::bad_input(
+                        format!(
+                            "nothing is deployed to {} on {} yet",
+                            first.target.environment, first.target.host
+                        ),
+                        "deploy first: davit deploy <environment> --version <tag>",
+                    ));
+                }
+            }
+        }
+    };
+    let opts = &VerifyOptions {
+        version: Some(version),
+        ..opts.clone()
+    };
     let health_only = VerifyOptions {
         rollback: false,
         watch: Duration::ZERO,
         analysis: None,
         ..opts.clone()
     };
+    let on = |m: &davit_deploy::fleet::Member| {
+        let host = m.target.host.clone();
+        move |mut f: Failure| {
+            f.message = format!("{host}: {}", f.message);
+            f
+        }
+    };
     let mut measurements = Vec::new();
     let mut bad: Option<Verdict> = None;
     for m in &fleet.members[1..] {
         timeline.note(&format!("verify: host {}", m.target.host));
-        let mut v = verify(&*m.exec, &m.target, &health_only, timeline).await?;
+        let mut v = verify(&*m.exec, &m.target, &health_only, timeline)
+            .await
+            .map_err(on(m))?;
         for x in &mut v.measurements {
             x.check = format!("{}: {}", m.target.host, x.check);
         }
@@ -244,36 +280,41 @@ pub async fn verify_fleet(
                 },
                 timeline,
             )
-            .await?
+            .await
+            .map_err(on(first))?
         }
     };
     measurements.append(&mut verdict.measurements);
     verdict.measurements = measurements;
-    if verdict.healthy || !opts.rollback || verdict.infra_failure {
+    // A hold keeps the release on every host, as it does on one.
+    if verdict.healthy || !opts.rollback || verdict.infra_failure || verdict.held {
         return Ok(verdict);
     }
     let reason = verdict.reason.clone().unwrap_or_default();
     verdict.detected_after_secs = Some(started.elapsed().as_secs_f32());
     timeline.note("verify: rolling back every host");
     let decided = Instant::now();
-    let reports = fleet
+    let rolled = fleet
         .rollback(
             None,
             &format!("verify: {reason}"),
             &Options::default(),
             timeline,
         )
-        .await
-        .map_err(|f| {
-            Failure::new(
-                f.exit,
-                format!(
-                    "{} failed verification ({reason}) and the rollback failed: {}",
-                    verdict.version, f.message
-                ),
-            )
-            .with_hint(f.hint.clone().unwrap_or_default())
-        })?;
+        .await;
+    if rolled.is_err() {
+        notify_with(opts, &first.target, &verdict, timeline, Some(false)).await;
+    }
+    let reports = rolled.map_err(|f| {
+        Failure::new(
+            f.exit,
+            format!(
+                "{} failed verification ({reason}) and the rollback failed: {}",
+                verdict.version, f.message
+            ),
+        )
+        .with_hint(f.hint.clone().unwrap_or_default())
+    })?;
     verdict.restored_after_secs = Some(decided.elapsed().as_secs_f32());
     verdict.rolled_back_to = reports
         .first()
@@ -330,6 +371,7 @@ pub async fn verify(
         measurements: Vec::new(),
         analysis: None,
         infra_failure: false,
+        held: false,
     };
     let at = |s: Instant| s.elapsed().as_secs_f32();
 
@@ -441,6 +483,7 @@ pub async fn verify(
                 davit_analysis::Action::Hold => {
                     if verdict.healthy {
                         verdict.healthy = false;
+                        verdict.held = true;
                         verdict.reason = Some(format!(
                             "analysis was inconclusive and its policy is hold: {}; the release stays live and the previous color keeps running",
                             v.reason
