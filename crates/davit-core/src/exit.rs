@@ -42,7 +42,7 @@ impl From<Exit> for std::process::ExitCode {
 ///
 /// Libraries return their own `thiserror` enums; at the binary edge they are turned into a
 /// `Failure` so that `main` prints `error: ...` and `hint: ...` the same way everywhere.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Failure {
     pub exit: Exit,
     pub message: String,

@@ -17,7 +17,7 @@ use crate::ledger;
 use crate::lock::{self, Lock};
 use crate::target::{self, Target};
 use crate::{Options, Report, deploy_unlocked, observe, rollback_unlocked};
-use davit_core::{Exit, Failure, validate};
+use davit_core::{Exit, Failure};
 use davit_exec::{Executor, Observer};
 use std::fmt::Write as _;
 
@@ -126,7 +126,7 @@ pub async fn connect(t: &Target) -> Result<Fleet, Failure> {
                 members.push(Member { exec, target: ht });
             }
             Err(e) => {
-                lines.push(format!("  {h}: UNREACHABLE ({})", first_line(&e.message)));
+                lines.push(format!("  {h}: NOT CONNECTED ({})", first_line(&e.message)));
                 failed.get_or_insert(e);
             }
         }
@@ -267,14 +267,14 @@ impl Fleet {
         opts: &Options,
         observer: &dyn Observer,
     ) -> Result<Vec<Report>, Failure> {
-        let t = &self.first().target;
-        validate::version("version", version).map_err(|e| {
-            Failure::bad_input(
-                e.to_string(),
-                "pass the image tag to deploy, e.g. --version 1.4.2",
-            )
-        })?;
-        t.require_secrets()?;
+        if self.members.len() == 1 {
+            let m = self.first();
+            return crate::deploy(&*m.exec, &m.target, version, opts, observer)
+                .await
+                .map(|r| vec![r]);
+        }
+        crate::check_version(version)?;
+        self.first().target.require_secrets()?;
         // One release id on every host, so the ledgers and the GitHub record agree.
         let opts = Options {
             release_id: Some(
@@ -309,7 +309,7 @@ impl Fleet {
         observer: &dyn Observer,
     ) -> Result<Vec<Report>, Failure> {
         let before = self.serving().await?;
-        if self.members.len() > 1 && before.iter().any(|v| v != &before[0]) {
+        if before.iter().any(|v| v != &before[0]) {
             note(
                 observer,
                 &format!(
@@ -327,52 +327,44 @@ impl Fleet {
             .iter()
             .map(|s| HostState::Untouched { serving: s.clone() })
             .collect();
-        if self.members.len() > 1 {
-            // Every host must be able to take the release (image pulled, tools present) before
-            // the first host migrates the database and switches.
-            for m in &self.members {
-                note(
-                    observer,
-                    &format!("{}: checking it can take {version}", m.target.host),
-                );
-                if let Err(e) = crate::prepare(&*m.exec, &m.target, version).await {
-                    return Err(Failure::new(
-                        e.exit,
-                        format!(
-                            "{}: {}; no host was changed:\n{}",
-                            m.target.host,
-                            e.message,
-                            describe_states(&self.named(&states)).trim_end()
-                        ),
-                    )
-                    .with_hint(e.hint.unwrap_or_default()));
-                }
+        // Every host must be able to take the release (image pulled, tools present) before
+        // the first host migrates the database and switches.
+        for m in &self.members {
+            note(
+                observer,
+                &format!("{}: checking it can take {version}", m.target.host),
+            );
+            if let Err(e) = crate::prepare(&*m.exec, &m.target, version).await {
+                return Err(Failure::new(
+                    e.exit,
+                    format!(
+                        "{}: {}; no host was changed:\n{}",
+                        m.target.host,
+                        e.message,
+                        describe_states(&self.named(&states)).trim_end()
+                    ),
+                )
+                .with_hint(e.hint.unwrap_or_default()));
             }
         }
         let mut reports = Vec::new();
         for (i, m) in self.members.iter().enumerate() {
             if i > 0 && opts.cancel.is_cancelled() {
+                let cause = Failure::infra("a signal stopped the deploy");
+                let reason = format!("deploy of {version} cancelled; converging back");
                 states[i] = HostState::Failed {
                     error: "cancelled before this host".into(),
                     serving: before[i].clone(),
                     checked: false,
                 };
-                let reason = format!("deploy of {version} cancelled; converging back");
-                for j in (0..i).rev() {
-                    states[j] = self
-                        .revert(j, version, before[j].as_deref(), &reason, observer)
-                        .await;
-                }
-                self.recheck(&mut states, &before).await;
-                let cause = Failure::infra("a signal stopped the deploy");
-                return Err(self.not_converged(version, i, cause, &states));
+                return Err(self
+                    .converge_back(version, i, cause, &reason, states, &before, observer)
+                    .await);
             }
-            if self.members.len() > 1 {
-                note(
-                    observer,
-                    &format!("host {}/{}: {}", i + 1, self.members.len(), m.target.host),
-                );
-            }
+            note(
+                observer,
+                &format!("host {}/{}: {}", i + 1, self.members.len(), m.target.host),
+            );
             let mt = host_share(&m.target, i);
             match deploy_unlocked(&*m.exec, &mt, version, opts, observer).await {
                 Ok(r) => {
@@ -381,28 +373,45 @@ impl Fleet {
                     };
                     reports.push(r);
                 }
-                Err(e) if self.members.len() == 1 => return Err(e),
                 Err(e) => {
+                    let reason = format!(
+                        "deploy of {version} failed on {}; converging back",
+                        m.target.host
+                    );
                     states[i] = HostState::Failed {
                         error: e.message.clone(),
                         serving: before[i].clone(),
                         checked: false,
                     };
-                    let reason = format!(
-                        "deploy of {version} failed on {}; converging back",
-                        m.target.host
-                    );
-                    for j in (0..i).rev() {
-                        states[j] = self
-                            .revert(j, version, before[j].as_deref(), &reason, observer)
-                            .await;
-                    }
-                    self.recheck(&mut states, &before).await;
-                    return Err(self.not_converged(version, i, e, &states));
+                    return Err(self
+                        .converge_back(version, i, e, &reason, states, &before, observer)
+                        .await);
                 }
             }
         }
         Ok(reports)
+    }
+
+    /// Host `failed` did not take the release (`states[failed]` says how): put the hosts before
+    /// it back on what they served, look at every host again, and build the report.
+    #[allow(clippy::too_many_arguments)]
+    async fn converge_back(
+        &self,
+        version: &str,
+        failed: usize,
+        cause: Failure,
+        reason: &str,
+        mut states: Vec<HostState>,
+        before: &[Option<String>],
+        observer: &dyn Observer,
+    ) -> Failure {
+        for j in (0..failed).rev() {
+            states[j] = self
+                .revert(j, version, before[j].as_deref(), reason, observer)
+                .await;
+        }
+        self.recheck(&mut states, before).await;
+        self.not_converged(version, failed, cause, &states)
     }
 
     /// Put host `j` back on `previous` after a later host failed.
@@ -633,15 +642,7 @@ impl Fleet {
 
 /// The version a host serves now (from its live site and ledger).
 async fn serving_on(m: &Member) -> Result<Option<String>, Failure> {
-    let obs = observe(&*m.exec, &m.target, None).await?;
-    let id = obs.live_release();
-    Ok(id.and_then(|id| {
-        obs.ledger
-            .iter()
-            .rev()
-            .find(|r| r.id == id)
-            .map(|r| r.version.clone())
-    }))
+    Ok(observe(&*m.exec, &m.target, None).await?.live_version())
 }
 
 /// Lock warnings go with the reports on success, and into the error on failure: a lock left

@@ -61,6 +61,24 @@ impl Observed {
             None => ledger::live(&self.ledger).map(|r| r.id.clone()),
         }
     }
+
+    /// The version that is live: the site file for blue-green, the ledger otherwise.
+    pub fn live_version(&self) -> Option<String> {
+        match &self.live {
+            Some(l) => Some(l.version.clone()),
+            None => ledger::live(&self.ledger).map(|r| r.version.clone()),
+        }
+    }
+}
+
+/// A version to deploy must be a valid image tag: bad input (exit 2) naming the fix otherwise.
+pub fn check_version(version: &str) -> Result<(), Failure> {
+    validate::version("version", version).map_err(|e| {
+        Failure::bad_input(
+            e.to_string(),
+            "pass the image tag to deploy, e.g. --version 1.4.2",
+        )
+    })
 }
 
 pub fn release_dir(t: &Target, release: &str) -> PathBuf {
@@ -263,12 +281,7 @@ pub async fn deploy(
     opts: &Options,
     observer: &dyn Observer,
 ) -> Result<Report, Failure> {
-    validate::version("version", version).map_err(|e| {
-        Failure::bad_input(
-            e.to_string(),
-            "pass the image tag to deploy, e.g. --version 1.4.2",
-        )
-    })?;
+    check_version(version)?;
     t.require_secrets()?;
     locked(
         exec,

@@ -6,7 +6,7 @@
 //! cannot (unknown tag, denied, unauthorized): those fail at once with the fix. The plan then
 //! finds the image present and never pulls mid-switch.
 
-use davit_core::{Cmd, Failure};
+use davit_core::Failure;
 use davit_exec::Executor;
 use std::time::Duration;
 
@@ -76,19 +76,9 @@ fn backoff(n: u32, rate_limited: bool) -> Duration {
 }
 
 /// Pull `image` on the host: at most [`ATTEMPTS`] tries for transient failures, one for
-/// permanent ones. `pause` is how to wait (tests pass a no-op).
+/// permanent ones.
 pub async fn pull(exec: &dyn Executor, image: &str) -> Result<(), Failure> {
-    pull_with(exec, image, |d| tokio::time::sleep(d)).await
-}
-
-pub async fn pull_with<F, W>(exec: &dyn Executor, image: &str, pause: W) -> Result<(), Failure>
-where
-    W: Fn(Duration) -> F,
-    F: std::future::Future<Output = ()>,
-{
-    let cmd = Cmd::new("docker")
-        .args(["pull", "--quiet", "--", image])
-        .timeout(Duration::from_secs(600));
+    let cmd = crate::docker::pull(image);
     let mut last = String::new();
     for n in 1..=ATTEMPTS {
         let out = exec.run(&cmd).await.map_err(|e| {
@@ -114,7 +104,7 @@ where
                     ?wait,
                     "docker pull failed: {last}; retrying"
                 );
-                pause(wait).await;
+                tokio::time::sleep(wait).await;
             }
             PullError::Transient { .. } => {}
         }

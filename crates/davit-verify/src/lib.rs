@@ -214,19 +214,15 @@ pub async fn verify_fleet(
         Some(v) => v.clone(),
         None => {
             let obs = davit_deploy::observe(&*first.exec, &first.target, None).await?;
-            match (&obs.live, davit_deploy::ledger::live(&obs.ledger)) {
-                (Some(l), _) => l.version.clone(),
-                (None, Some(r)) => r.version.clone(),
-                (None, None) => {
-                    return Err(Failure::bad_input(
-                        format!(
-                            "nothing is deployed to {} on {} yet",
-                            first.target.environment, first.target.host
-                        ),
-                        "deploy first: davit deploy <environment> --version <tag>",
-                    ));
-                }
-            }
+            obs.live_version().ok_or_else(|| {
+                Failure::bad_input(
+                    format!(
+                        "nothing is deployed to {} on {} yet",
+                        first.target.environment, first.target.host
+                    ),
+                    "deploy first: davit deploy <environment> --version <tag>",
+                )
+            })?
         }
     };
     let opts = &VerifyOptions {
@@ -301,31 +297,46 @@ pub async fn verify_fleet(
             &Options::default(),
             timeline,
         )
-        .await;
-    if rolled.is_err() {
-        notify_with(opts, &first.target, &verdict, timeline, Some(false)).await;
-    }
-    let reports = rolled.map_err(|f| {
-        Failure::new(
-            f.exit,
-            format!(
-                "{} failed verification ({reason}) and the rollback failed: {}",
-                verdict.version, f.message
-            ),
-        )
-        .with_hint(f.hint.clone().unwrap_or_default())
-    })?;
+        .await
+        .map(|reports| reports.into_iter().next().and_then(|r| r.record));
+    let how = |to: &str, secs: f32| format!("verify: every host rolled back to {to} in {secs:.2}s");
+    after_rollback(rolled, decided, verdict, opts, &first.target, timeline, how).await
+}
+
+/// The end of an automatic rollback: its failure is an error and an alert (T32: davit does
+/// not try again, so traffic cannot flap between two bad releases); its success is timed,
+/// noted (`how` words it) and notified.
+async fn after_rollback(
+    rolled: Result<Option<davit_deploy::ledger::Record>, Failure>,
+    decided: Instant,
+    mut verdict: Verdict,
+    opts: &VerifyOptions,
+    t: &Target,
+    timeline: &Timeline,
+    how: impl Fn(&str, f32) -> String,
+) -> Result<Verdict, Failure> {
+    let restored = match rolled {
+        Ok(r) => r,
+        Err(f) => {
+            notify_with(opts, t, &verdict, timeline, Some(false)).await;
+            let reason = verdict.reason.clone().unwrap_or_default();
+            return Err(Failure::new(
+                f.exit,
+                format!(
+                    "{} failed verification ({reason}) and the rollback failed: {}",
+                    verdict.version, f.message
+                ),
+            )
+            .with_hint(f.hint.unwrap_or_default()));
+        }
+    };
     verdict.restored_after_secs = Some(decided.elapsed().as_secs_f32());
-    verdict.rolled_back_to = reports
-        .first()
-        .and_then(|r| r.record.as_ref())
-        .map(|r| r.version.clone());
-    timeline.note(&format!(
-        "verify: every host rolled back to {} in {:.2}s",
+    verdict.rolled_back_to = restored.map(|r| r.version);
+    timeline.note(&how(
         verdict.rolled_back_to.as_deref().unwrap_or("?"),
-        verdict.restored_after_secs.unwrap_or_default()
+        verdict.restored_after_secs.unwrap_or_default(),
     ));
-    notify(opts, &first.target, &verdict, timeline).await;
+    notify(opts, t, &verdict, timeline).await;
     Ok(verdict)
 }
 
@@ -339,10 +350,7 @@ pub async fn verify(
     let started = Instant::now();
     let obs = davit_deploy::observe(exec, t, None).await?;
     let live_color = obs.live.as_ref().map(|l| l.color.clone());
-    let live_version = match &obs.live {
-        Some(l) => Some(l.version.clone()),
-        None => davit_deploy::ledger::live(&obs.ledger).map(|r| r.version.clone()),
-    };
+    let live_version = obs.live_version();
     let version = match (&opts.version, &live_version) {
         (Some(want), Some(live)) if want != live => {
             return Err(Failure::rejected(format!(
@@ -537,31 +545,12 @@ pub async fn verify(
         &Options::default(),
         timeline,
     )
-    .await;
-    if rolled.is_err() {
-        // T32: the way back is broken too. Say so loudly, once; davit does not try again, so
-        // traffic cannot flap between two bad releases.
-        notify_with(opts, t, &verdict, timeline, Some(false)).await;
-    }
-    let report = rolled.map_err(|f| {
-        Failure::new(
-            f.exit,
-            format!(
-                "{version} failed verification ({reason}) and the rollback failed: {}",
-                f.message
-            ),
-        )
-        .with_hint(f.hint.unwrap_or_default())
-    })?;
-    verdict.restored_after_secs = Some(decided.elapsed().as_secs_f32());
-    verdict.rolled_back_to = report.record.map(|r| r.version);
-    timeline.note(&format!(
-        "verify: rolled back to {} in {:.2}s; it answers through the public path",
-        verdict.rolled_back_to.as_deref().unwrap_or("?"),
-        verdict.restored_after_secs.unwrap_or_default()
-    ));
-    notify(opts, t, &verdict, timeline).await;
-    Ok(verdict)
+    .await
+    .map(|report| report.record);
+    let how = |to: &str, secs: f32| {
+        format!("verify: rolled back to {to} in {secs:.2}s; it answers through the public path")
+    };
+    after_rollback(rolled, decided, verdict, opts, t, timeline, how).await
 }
 
 /// The probe loop of the watch window, with the analysis ticked on its own interval. Returns

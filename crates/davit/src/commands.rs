@@ -63,12 +63,7 @@ pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
         })?),
         _ => None,
     };
-    davit_core::validate::version("version", &a.version).map_err(|e| {
-        Failure::bad_input(
-            e.to_string(),
-            "pass the image tag to deploy, e.g. --version 1.4.2",
-        )
-    })?;
+    davit_deploy::check_version(&a.version)?;
     let timeline = Timeline::default();
     if !a.dry_run {
         timeline.note(&format!(
@@ -107,14 +102,7 @@ pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
         )
         .await;
     // One GitHub deployment for the environment, whatever the number of hosts.
-    let first = match &result {
-        Ok(reports) => Ok(reports[0].clone()),
-        Err(e) => Err(Failure {
-            exit: e.exit,
-            message: e.message.clone(),
-            hint: e.hint.clone(),
-        }),
-    };
+    let first = result.clone().map(|reports| reports[0].clone());
     records.end_deploy(&t, record_id, &first).await;
     for w in records.warnings() {
         eprintln!("warning: {w}");
@@ -304,7 +292,7 @@ pub async fn lock(global: &Global, a: LockArgs) -> Result<Exit, Failure> {
             let fleet = davit_deploy::fleet::connect(&t).await?;
             for m in &fleet.members {
                 let mt = &m.target;
-                let place = where_(mt, &fleet);
+                let place = lock_place(mt, &fleet);
                 match davit_deploy::lock::status(&*m.exec, mt).await? {
                     Some(h) => {
                         println!("{place} is locked by {}", h.describe());
@@ -322,7 +310,7 @@ pub async fn lock(global: &Global, a: LockArgs) -> Result<Exit, Failure> {
             let t = load(global, &environment)?;
             let fleet = davit_deploy::fleet::connect(&t).await?;
             for m in &fleet.members {
-                let place = where_(&m.target, &fleet);
+                let place = lock_place(&m.target, &fleet);
                 match davit_deploy::lock::force_release(&*m.exec, &m.target).await? {
                     Some(h) => println!("{place}: released the lock held by {}", h.describe()),
                     None => println!("{place} was not locked"),
@@ -334,7 +322,7 @@ pub async fn lock(global: &Global, a: LockArgs) -> Result<Exit, Failure> {
 }
 
 /// `production`, or `production on web-2` when the environment has several hosts.
-fn where_(t: &Target, fleet: &davit_deploy::fleet::Fleet) -> String {
+fn lock_place(t: &Target, fleet: &davit_deploy::fleet::Fleet) -> String {
     if fleet.members.len() > 1 {
         format!("{} on {}", t.environment, t.host)
     } else {
