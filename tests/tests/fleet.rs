@@ -271,10 +271,11 @@ fn two_hosts_deploy_with_backup_hook_lock_and_records_then_roll_back_together() 
         &f.davit(&["verify", "production", "--watch-secs", "2"]),
         "verify v1",
     );
-    demo_image(REPO, "v3", &[("FAULT_FAIL_AFTER_SECS", "3")]);
+    // Long enough for both hosts to pass their deploy-time checks on a loaded machine.
+    demo_image(REPO, "v3", &[("FAULT_FAIL_AFTER_SECS", "12")]);
     f.hosts.load_image(&format!("{REPO}:v3"));
     ok(&f.davit(&["deploy", "production", "--version", "v3"]), "v3");
-    let out = f.davit(&["verify", "production", "--watch-secs", "20"]);
+    let out = f.davit(&["verify", "production", "--watch-secs", "30"]);
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "a bad release exits 1: {text}");
