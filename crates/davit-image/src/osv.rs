@@ -113,7 +113,11 @@ pub fn scheme_for(ecosystem: &str) -> Option<Scheme> {
         "Debian" | "Ubuntu" => Scheme::Dpkg,
         "Alpine" => Scheme::Apk,
         "PyPI" => Scheme::Pep440,
-        "npm" | "crates.io" => Scheme::Semver,
+        "npm" | "crates.io" | "Go" => Scheme::Semver,
+        "Maven" => Scheme::Maven,
+        "RubyGems" => Scheme::RubyGems,
+        "Packagist" => Scheme::Packagist,
+        "NuGet" => Scheme::NuGet,
         _ => return None,
     })
 }
@@ -555,4 +559,73 @@ fn url_of(v: &Vuln) -> Option<String> {
                 None
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(eco: &str, introduced: &str, fixed: &str) -> Affected {
+        Affected {
+            package: Some(Package {
+                name: "p".into(),
+                ecosystem: eco.into(),
+            }),
+            ranges: vec![Range {
+                kind: "ECOSYSTEM".into(),
+                events: vec![
+                    Event {
+                        introduced: Some(introduced.into()),
+                        ..Event::default()
+                    },
+                    Event {
+                        fixed: Some(fixed.into()),
+                        ..Event::default()
+                    },
+                ],
+            }],
+            versions: Vec::new(),
+            severity: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn newly_ordered_ecosystems_are_matched_not_skipped() {
+        for (eco, intro, fixed, inside, outside) in [
+            ("Maven", "2.0.0", "2.13.4.1", "2.13.4", "2.13.4.1"),
+            ("Go", "0", "1.17.0", "1.16.9", "1.17.0"),
+            ("RubyGems", "6.1.0", "6.1.7.1", "6.1.7", "6.1.7.10"),
+            ("Packagist", "5.0.0", "5.4.31", "v5.4.30", "5.4.31"),
+            ("NuGet", "13.0.0", "13.0.1", "13.0.0.1", "13.0.1"),
+        ] {
+            let scheme = scheme_for(eco).unwrap_or_else(|| panic!("{eco} has no ordering"));
+            let a = entry(eco, intro, fixed);
+            assert_eq!(
+                affected(scheme, &a, inside),
+                Verdict::Affected {
+                    fixed: Some(fixed.into())
+                },
+                "{eco} {inside}"
+            );
+            assert_eq!(
+                affected(scheme, &a, outside),
+                Verdict::NotAffected,
+                "{eco} {outside}"
+            );
+        }
+    }
+
+    #[test]
+    fn unparseable_installed_version_stays_fail_closed() {
+        let a = entry("Maven", "1.0", "2.0");
+        assert!(matches!(
+            affected(Scheme::Maven, &a, "1 .5"),
+            Verdict::Undecidable(_)
+        ));
+        let a = entry("Packagist", "1.0", "2.0");
+        assert!(matches!(
+            affected(Scheme::Packagist, &a, "dev-main"),
+            Verdict::Undecidable(_)
+        ));
+    }
 }
