@@ -49,6 +49,9 @@ pub struct Vuln {
     pub upstream: Vec<String>,
     #[serde(default)]
     pub withdrawn: Option<String>,
+    /// RFC 3339 time of the record's last change.
+    #[serde(default)]
+    pub modified: Option<String>,
     #[serde(default)]
     pub severity: Vec<SeverityEntry>,
     #[serde(default)]
@@ -230,6 +233,20 @@ impl OsvDb {
         self.vulns.len()
     }
 
+    /// The records, to merge several archives into one database.
+    pub fn into_records(self) -> Vec<Vuln> {
+        self.vulns
+    }
+
+    /// The newest `modified` time among the records (RFC 3339 text compares as time when all
+    /// records use UTC `Z`, as osv.dev's do).
+    pub fn newest_modified(&self) -> Option<&str> {
+        self.vulns
+            .iter()
+            .filter_map(|v| v.modified.as_deref())
+            .max()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.vulns.is_empty()
     }
@@ -261,6 +278,7 @@ impl OsvDb {
                     self.source.display(),
                     self.len()
                 ),
+                data: None,
             },
             findings,
             warnings,

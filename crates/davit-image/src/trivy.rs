@@ -162,6 +162,7 @@ pub fn normalize(json: &str) -> Result<ScanOutcome, String> {
                     .map(|t| t.version)
                     .unwrap_or_else(|| "unknown version".into())
             ),
+            data: None,
         },
         findings,
         warnings: Vec::new(),
