@@ -47,9 +47,15 @@ pub struct FetchArgs {
 }
 
 impl FetchArgs {
+    /// Whether a base URL was given (then `scanner: auto` uses OSV).
+    pub fn url_set(&self) -> bool {
+        self.url.as_deref().is_some_and(|u| !u.trim().is_empty())
+    }
+
     /// The settings, or a bad-input failure naming the flag.
     pub fn settings(&self) -> Result<FetchSettings, davit_core::Failure> {
-        let dur = |name: &str, v: &str| {
+        let dur = |name: &str, v: &str, default: &str| {
+            let v = if v.trim().is_empty() { default } else { v };
             parse_duration(v).filter(|d| !d.is_zero()).ok_or_else(|| {
                 davit_core::Failure::bad_input(
                     format!("{name} = {v:?} is not a duration"),
@@ -75,8 +81,8 @@ impl FetchArgs {
                 .clone()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or_else(FetchSettings::default_cache_dir),
-            max_age: dur("osv-max-age", &self.max_age)?,
-            timeout: dur("osv-timeout", &self.timeout)?,
+            max_age: dur("osv-max-age", &self.max_age, "72h")?,
+            timeout: dur("osv-timeout", &self.timeout, "300s")?,
         })
     }
 }

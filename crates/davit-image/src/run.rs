@@ -357,7 +357,7 @@ pub fn scan(
     let use_osv = match choice {
         ScannerChoice::Osv => true,
         ScannerChoice::Trivy => false,
-        ScannerChoice::Auto => osv_db.is_some() || fetch.url.is_some() || trivy.is_none(),
+        ScannerChoice::Auto => osv_db.is_some() || fetch.url_set() || trivy.is_none(),
     };
     if use_osv {
         let Some(db) = osv_db else {
