@@ -33,11 +33,49 @@ fn ms(d: Duration) -> String {
 }
 
 const WORDS: &[&str] = &[
-    "attacker", "request", "header", "crafted", "denial", "service", "memory", "parser",
-    "remote", "execute", "arbitrary", "code", "when", "the", "a", "via", "input", "buffer",
-    "overflow", "cookie", "session", "token", "validation", "improper", "path", "traversal",
-    "allows", "users", "to", "cause", "infinite", "loop", "regular", "expression", "redos",
-    "deserialization", "untrusted", "data", "version", "before", "fixed", "in", "upgrade",
+    "attacker",
+    "request",
+    "header",
+    "crafted",
+    "denial",
+    "service",
+    "memory",
+    "parser",
+    "remote",
+    "execute",
+    "arbitrary",
+    "code",
+    "when",
+    "the",
+    "a",
+    "via",
+    "input",
+    "buffer",
+    "overflow",
+    "cookie",
+    "session",
+    "token",
+    "validation",
+    "improper",
+    "path",
+    "traversal",
+    "allows",
+    "users",
+    "to",
+    "cause",
+    "infinite",
+    "loop",
+    "regular",
+    "expression",
+    "redos",
+    "deserialization",
+    "untrusted",
+    "data",
+    "version",
+    "before",
+    "fixed",
+    "in",
+    "upgrade",
 ];
 
 fn main() {
@@ -54,7 +92,11 @@ fn main() {
         .unwrap()
         .map(|p| serde_json::from_slice(&std::fs::read(p.unwrap()).unwrap()).unwrap())
         .collect();
-    assert!(!templates.is_empty(), "no PyPI fixtures in {}", fixtures.display());
+    assert!(
+        !templates.is_empty(),
+        "no PyPI fixtures in {}",
+        fixtures.display()
+    );
 
     // ---- generate the archive
     let mut rng = rand::rng();
@@ -173,8 +215,20 @@ fn main() {
         findings = out.findings().len();
     }
     println!("| phase (median of {iterations}) | time |\n|---|---:|");
-    println!("| cold: download + check + index ({n} records) | {} |", ms(median(cold)));
-    println!("| same day: from the cache, check + index | {} |", ms(median(cached)));
-    println!("| alternative: local `osv-db` zip, load + index | {} |", ms(median(alt)));
-    println!("| warm scan: 300 PyPI packages ({findings} findings) | {} |", ms(median(scan)));
+    println!(
+        "| cold: download + check + index ({n} records) | {} |",
+        ms(median(cold))
+    );
+    println!(
+        "| same day: from the cache, check + index | {} |",
+        ms(median(cached))
+    );
+    println!(
+        "| alternative: local `osv-db` zip, load + index | {} |",
+        ms(median(alt))
+    );
+    println!(
+        "| warm scan: 300 PyPI packages ({findings} findings) | {} |",
+        ms(median(scan))
+    );
 }
