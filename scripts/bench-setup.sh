@@ -35,6 +35,7 @@ jobs:
   gate:
     runs-on: ubuntu-latest
     steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2 (act copies the local files)
       - name: Test tools
         run: python3 -m pip install --quiet pytest pytest-cov
       - id: setup
@@ -69,11 +70,13 @@ run() {
   local setup gate
   setup="$(sed -n 's/.*davit setup: \(.*\) in \([0-9.]*\) s (.*/\1|\2/p' "$log" | head -1)"
   gate="$(sed -n 's/.*Success - Main davit-dev\/davit\/actions\/gate@v1 \[\(.*\)\].*/\1/p' "$log" | head -1)"
+  if [ -n "${BENCH_KEEP_LOGS:-}" ]; then cp "$log" "$BENCH_KEEP_LOGS/"; fi
   echo "$setup|$gate"
 }
 
 row() { # name, result
   IFS='|' read -r what secs gate <<<"$2"
+  if [ -z "$secs" ]; then exit 1; fi
   printf '| %s | %s | %s s | %s |\n' "$1" "$what" "$secs" "$gate"
 }
 

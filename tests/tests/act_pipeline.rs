@@ -2,11 +2,18 @@
 //!
 //! A copy of examples/shop becomes a git repository; act runs its workflow with
 //! `-P ubuntu-latest=-self-hosted`, resolving `davit-dev/davit/actions/*@v1` to this checkout's
-//! actions and the binaries this test run built, with GITHUB_API_URL pointing at the fake GitHub
-//! API (where the test plays the approver). The first run must end with production on the new
-//! version; a second run with a release that breaks after start must end red, rolled back.
+//! actions, with GITHUB_API_URL pointing at the fake GitHub API (where the test plays the
+//! approver). The first run must end with production on the new version; a second run with a
+//! release that breaks after start must end red, rolled back.
+//!
+//! Every job installs davit the way it would on a hosted runner (issue 18): the setup step of each
+//! action restores the binaries with the real actions/cache from act's cache server, or downloads
+//! the release archive (this test run's binaries, packed and served over HTTP, its checksum in the
+//! action copy's checksums.sha256) and saves it. Only the first job of the first run downloads;
+//! every setup step of the second run restores from the cache.
 
 use davit_fake_github::FakeGithub;
+use davit_tests::act::{self, ReleaseServer};
 use davit_tests::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -44,7 +51,8 @@ struct Pipeline {
     repo: PathBuf,
     actions: PathBuf,
     osv: PathBuf,
-    bin_dir: PathBuf,
+    actions_cache: PathBuf,
+    release: ReleaseServer,
     app: String,
     public: u16,
 }
@@ -54,10 +62,14 @@ impl Pipeline {
         let dir = tempfile::tempdir().unwrap();
         let root = repo_root();
         // The action repository act resolves `davit-dev/davit@v1` to: only what the actions
-        // need (act copies it), with the binaries this test run built.
+        // need (act copies it), released with the binaries this test run built.
         let actions = dir.path().join("davit");
         copy_dir(&root.join("actions"), &actions.join("actions"));
-        let bin_dir = bin("davit").parent().unwrap().to_path_buf();
+        let bins: Vec<PathBuf> = act::BINS.iter().map(|b| bin(b)).collect();
+        let archive = act::pack_release(&bins, &dir.path().join("release"));
+        act::commit_checksum(&actions.join("actions"), &act::sha256(&archive));
+        let release = ReleaseServer::start(archive);
+        let actions_cache = act::actions_cache(&dir.path().join("actions-cache"));
         // An offline OSV database (one advisory for a package the image does not have), so the
         // scan really runs and passes.
         let osv = dir.path().join("osv");
@@ -103,7 +115,8 @@ impl Pipeline {
             repo,
             actions,
             osv,
-            bin_dir,
+            actions_cache,
+            release,
             app,
             public,
         }
@@ -117,10 +130,11 @@ impl Pipeline {
             .arg("--local-repository")
             .arg(format!("davit-dev/davit@v1={}", self.actions.display()))
             .args(["--env", &format!("GITHUB_API_URL={}", fake.url())])
-            .args([
-                "--env",
-                &format!("DAVIT_SETUP_BIN_DIR={}", self.bin_dir.display()),
-            ])
+            .args(act::act_args(
+                &self.actions_cache,
+                &self._dir.path().join("actcache"),
+                &self.release.url,
+            ))
             .args(["--env", "DAVIT_LOCK_WAIT_SECS=60"])
             .args(["--secret", "GITHUB_TOKEN=ghs_e2eFakeToken"])
             .args([
@@ -213,6 +227,21 @@ fn act_runs_the_example_pipeline_green_then_red_with_rollback() {
     let (ok, log) = p.run(&fake);
     assert!(ok, "the pipeline failed:\n{log}");
     block_on(async { assert_eq!(version_at(&public).await, good, "{log}") });
+    // The first job downloads and caches the binaries; the other four restore them.
+    let setups = act::setup_reports(&log);
+    let what: Vec<&str> = setups.iter().map(|(_, w, _)| w.as_str()).collect();
+    assert_eq!(setups.len(), 5, "one setup report per job: {setups:?}");
+    assert_eq!(
+        what[0], "downloaded and verified the release archive",
+        "{setups:?}"
+    );
+    assert!(
+        what[1..]
+            .iter()
+            .all(|w| *w == "restored from the Actions cache"),
+        "{setups:?}"
+    );
+    assert_eq!(p.release.downloads(), 1);
     let deployments = fake.deployments();
     assert!(
         deployments.iter().any(|d| d.environment == "staging")
@@ -241,6 +270,17 @@ fn act_runs_the_example_pipeline_green_then_red_with_rollback() {
     let (ok, log) = p.run(&fake);
     assert!(!ok, "the pipeline with a bad release passed:\n{log}");
     assert!(log.contains("rolling back"), "{log}");
+    // The second run builds and downloads nothing: every setup step restores from the cache.
+    let setups = act::setup_reports(&log);
+    assert_eq!(setups.len(), 5, "one setup report per job: {setups:?}");
+    assert!(
+        setups
+            .iter()
+            .all(|(_, w, _)| w == "restored from the Actions cache"),
+        "{setups:?}"
+    );
+    assert_eq!(p.release.downloads(), 1, "the second run downloaded");
+    eprintln!("setup steps of the second run: {setups:?}");
     block_on(async { assert_eq!(version_at(&public).await, good, "{log}") });
     let ledger = std::fs::read_to_string(
         p._dir
