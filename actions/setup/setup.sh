@@ -40,8 +40,13 @@ case "$(uname -s)-$(uname -m)" in
 esac
 archive="davit-$target.tar.gz"
 expected=""
+# The release that holds the archives: `# release: <tag>` in checksums.sha256 (the major tag v1
+# moves to the commit that adds the file, after the release v1.x.y was published), else this ref.
+release_tag="$ref"
 if [ -n "$target" ] && [ -f "$action_dir/checksums.sha256" ]; then
   expected="$(awk -v f="$archive" '$2 == f { print $1 }' "$action_dir/checksums.sha256")"
+  tag="$(sed -n 's/^# release: *\([A-Za-z0-9._-]*\) *$/\1/p' "$action_dir/checksums.sha256" | head -1)"
+  if [ -n "$tag" ]; then release_tag="$tag"; fi
 fi
 
 # Binaries of an earlier davit step in this job, or the ones the workflow points at.
@@ -183,7 +188,7 @@ if [ "$source" != build ] && [ -n "$expected" ]; then
   repo="${DAVIT_ACTION_REPOSITORY:-davit-dev/davit}"
   # DAVIT_SETUP_RELEASE_URL: a mirror of the release downloads (runners without github.com);
   # the committed checksum is checked all the same.
-  base="${DAVIT_SETUP_RELEASE_URL:-${GITHUB_SERVER_URL:-https://github.com}/$repo/releases/download/$ref}"
+  base="${DAVIT_SETUP_RELEASE_URL:-${GITHUB_SERVER_URL:-https://github.com}/$repo/releases/download/$release_tag}"
   url="$base/$archive"
   log "downloading $url"
   curl --fail --silent --show-error --location --retry 3 --output "$entry/$archive" "$url"
