@@ -56,6 +56,25 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Run `program args` in `dir`; its stdout, or a panic with its stderr.
+pub fn sh(dir: &Path, program: &str, args: &[&str]) -> String {
+    run(Command::new(program).args(args).current_dir(dir))
+}
+
+/// Copy a folder tree (an action repository for act to resolve, an example app).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 /// Unpack the pinned actions/cache into `dir` and check it is that commit's files.
 pub fn actions_cache(dir: &Path) -> PathBuf {
     let fixture = crate::repo_root().join("tests/fixtures/actions-cache-v5.0.5.tar.zst");
@@ -80,6 +99,7 @@ pub fn actions_cache(dir: &Path) -> PathBuf {
 
 /// Pack `bins` (stripped, like the release profile) as the release archive into `dir`.
 pub fn pack_release(bins: &[PathBuf], dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
     let stage = dir.join("stage");
     std::fs::create_dir_all(&stage).unwrap();
     for b in bins {
@@ -152,22 +172,51 @@ impl ReleaseServer {
     }
 }
 
-/// act's arguments for the real actions/cache against act's cache server in `cache_dir`, and the
-/// release downloads from `release_url`.
-pub fn act_args(actions_cache: &Path, cache_dir: &Path, release_url: &str) -> Vec<String> {
-    vec![
-        "--local-repository".into(),
-        format!(
-            "actions/cache@{ACTIONS_CACHE_SHA}={}",
-            actions_cache.display()
-        ),
-        "--cache-server-addr".into(),
-        "127.0.0.1".into(),
-        "--cache-server-path".into(),
-        cache_dir.display().to_string(),
-        "--env".into(),
-        format!("DAVIT_SETUP_RELEASE_URL={release_url}"),
-    ]
+/// What act resolves `davit-dev/davit@v1` and `actions/cache@<sha>` to, under `parent`: a copy
+/// of this checkout's actions (no sources: act copies it into every job), released with this
+/// build's binaries (archive served by `release`, checksum in its checksums.sha256), and the
+/// pinned actions/cache.
+pub struct ActionRepo {
+    pub dir: PathBuf,
+    pub actions_cache: PathBuf,
+    pub release: ReleaseServer,
+    pub archive: PathBuf,
+}
+
+impl ActionRepo {
+    pub fn new(parent: &Path) -> ActionRepo {
+        let dir = parent.join("davit");
+        copy_dir(&crate::repo_root().join("actions"), &dir.join("actions"));
+        let bins: Vec<PathBuf> = BINS.iter().map(|b| crate::bin(b)).collect();
+        let archive = pack_release(&bins, &parent.join("release"));
+        commit_checksum(&dir.join("actions"), &sha256(&archive));
+        ActionRepo {
+            release: ReleaseServer::start(archive.clone()),
+            actions_cache: actions_cache(&parent.join("actions-cache")),
+            dir,
+            archive,
+        }
+    }
+
+    /// act's arguments for these actions: the real actions/cache against act's cache server
+    /// keeping its entries in `cache_dir`, and the release downloads from `release`.
+    pub fn act_args(&self, cache_dir: &Path) -> Vec<String> {
+        vec![
+            "--local-repository".into(),
+            format!("davit-dev/davit@v1={}", self.dir.display()),
+            "--local-repository".into(),
+            format!(
+                "actions/cache@{ACTIONS_CACHE_SHA}={}",
+                self.actions_cache.display()
+            ),
+            "--cache-server-addr".into(),
+            "127.0.0.1".into(),
+            "--cache-server-path".into(),
+            cache_dir.display().to_string(),
+            "--env".into(),
+            format!("DAVIT_SETUP_RELEASE_URL={}", self.release.url),
+        ]
+    }
 }
 
 /// What each setup step said it did: (job, what, seconds), from `davit setup: <what> in <s> s`.

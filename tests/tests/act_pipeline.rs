@@ -13,46 +13,17 @@
 //! every setup step of the second run restores from the cache.
 
 use davit_fake_github::FakeGithub;
-use davit_tests::act::{self, ReleaseServer};
+use davit_tests::act::{self, ActionRepo, copy_dir, sh};
 use davit_tests::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn sh(dir: &Path, program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 struct Pipeline {
     _dir: tempfile::TempDir,
     repo: PathBuf,
-    actions: PathBuf,
+    actions: ActionRepo,
     osv: PathBuf,
-    actions_cache: PathBuf,
-    release: ReleaseServer,
     app: String,
     public: u16,
 }
@@ -62,14 +33,8 @@ impl Pipeline {
         let dir = tempfile::tempdir().unwrap();
         let root = repo_root();
         // The action repository act resolves `davit-dev/davit@v1` to: only what the actions
-        // need (act copies it), released with the binaries this test run built.
-        let actions = dir.path().join("davit");
-        copy_dir(&root.join("actions"), &actions.join("actions"));
-        let bins: Vec<PathBuf> = act::BINS.iter().map(|b| bin(b)).collect();
-        let archive = act::pack_release(&bins, &dir.path().join("release"));
-        act::commit_checksum(&actions.join("actions"), &act::sha256(&archive));
-        let release = ReleaseServer::start(archive);
-        let actions_cache = act::actions_cache(&dir.path().join("actions-cache"));
+        // need, released with the binaries this test run built.
+        let actions = ActionRepo::new(dir.path());
         // An offline OSV database (one advisory for a package the image does not have), so the
         // scan really runs and passes.
         let osv = dir.path().join("osv");
@@ -115,8 +80,6 @@ impl Pipeline {
             repo,
             actions,
             osv,
-            actions_cache,
-            release,
             app,
             public,
         }
@@ -127,14 +90,8 @@ impl Pipeline {
         let mut child = Command::new("act")
             .args(["push", "-P", "ubuntu-latest=-self-hosted", "--pull=false"])
             .args(["-W", ".github/workflows/pipeline.yml"])
-            .arg("--local-repository")
-            .arg(format!("davit-dev/davit@v1={}", self.actions.display()))
             .args(["--env", &format!("GITHUB_API_URL={}", fake.url())])
-            .args(act::act_args(
-                &self.actions_cache,
-                &self._dir.path().join("actcache"),
-                &self.release.url,
-            ))
+            .args(self.actions.act_args(&self._dir.path().join("actcache")))
             .args(["--env", "DAVIT_LOCK_WAIT_SECS=60"])
             .args(["--secret", "GITHUB_TOKEN=ghs_e2eFakeToken"])
             .args([
@@ -241,7 +198,7 @@ fn act_runs_the_example_pipeline_green_then_red_with_rollback() {
             .all(|w| *w == "restored from the Actions cache"),
         "{setups:?}"
     );
-    assert_eq!(p.release.downloads(), 1);
+    assert_eq!(p.actions.release.downloads(), 1);
     let deployments = fake.deployments();
     assert!(
         deployments.iter().any(|d| d.environment == "staging")
@@ -279,7 +236,11 @@ fn act_runs_the_example_pipeline_green_then_red_with_rollback() {
             .all(|(_, w, _)| w == "restored from the Actions cache"),
         "{setups:?}"
     );
-    assert_eq!(p.release.downloads(), 1, "the second run downloaded");
+    assert_eq!(
+        p.actions.release.downloads(),
+        1,
+        "the second run downloaded"
+    );
     eprintln!("setup steps of the second run: {setups:?}");
     block_on(async { assert_eq!(version_at(&public).await, good, "{log}") });
     let ledger = std::fs::read_to_string(

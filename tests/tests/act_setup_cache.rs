@@ -24,45 +24,20 @@ jobs:
       - run: davit-verify --help > /dev/null && echo "davit-verify answered"
 "#;
 
-fn sh(dir: &Path, program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     repo: PathBuf,
-    davit: PathBuf,
-    actions_cache: PathBuf,
+    actions: ActionRepo,
     cache: PathBuf,
-    release: PathBuf,
-    server: ReleaseServer,
     marker: PathBuf,
 }
 
 impl Setup {
     fn new() -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let root = repo_root();
-        // The action repository act resolves davit-dev/davit@v1 to: the actions only, no
-        // sources, so a refused download cannot fall back to a (minutes-long) build here.
-        let davit = dir.path().join("davit");
-        copy_dir(&root.join("actions"), &davit.join("actions"));
-        let actions_cache = actions_cache(&dir.path().join("actions-cache"));
-        let release = dir.path().join("release");
-        std::fs::create_dir_all(&release).unwrap();
-        let bins: Vec<PathBuf> = BINS.iter().map(|b| bin(b)).collect();
-        let archive = pack_release(&bins, &release);
-        commit_checksum(&davit.join("actions"), &sha256(&archive));
-        let server = ReleaseServer::start(archive);
+        // The actions only, no sources, so a refused download cannot fall back to a
+        // (minutes-long) build here.
+        let actions = ActionRepo::new(dir.path());
 
         let repo = dir.path().join("repo");
         std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
@@ -87,10 +62,7 @@ impl Setup {
             marker: dir.path().join("BAD-BINARY-RAN"),
             dir,
             repo,
-            davit,
-            actions_cache,
-            release,
-            server,
+            actions,
         }
     }
 
@@ -98,9 +70,7 @@ impl Setup {
         let out = Command::new("act")
             .args(["push", "-P", "ubuntu-latest=-self-hosted", "--pull=false"])
             .args(["-W", ".github/workflows/setup.yml"])
-            .arg("--local-repository")
-            .arg(format!("davit-dev/davit@v1={}", self.davit.display()))
-            .args(act_args(&self.actions_cache, &self.cache, &self.server.url))
+            .args(self.actions.act_args(&self.cache))
             .current_dir(&self.repo)
             .output()
             .expect("act");
@@ -130,19 +100,6 @@ impl Setup {
         args.extend(BINS.iter().map(|b| b.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         sh(&stage, "tar", &args);
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 
@@ -177,7 +134,7 @@ fn setup_refuses_a_corrupted_cache_entry_and_downloads_again() {
     let (ok, log) = s.run();
     assert!(ok, "{log}");
     assert_eq!(said(&log, "restored from the Actions cache"), 1, "{log}");
-    assert_eq!(s.server.downloads(), 1, "{log}");
+    assert_eq!(s.actions.release.downloads(), 1, "{log}");
 
     // The stored entry now holds another archive (what a corrupted or tampered entry looks like
     // once actions/cache has unpacked it): restored, refused against checksums.sha256, never run,
@@ -213,7 +170,7 @@ fn setup_refuses_a_corrupted_cache_entry_and_downloads_again() {
     assert!(log.contains("refusing the cache entry"), "{log}");
     assert_eq!(said(&log, "downloaded and verified"), 1, "{log}");
     assert!(!s.marker.exists(), "a binary from the refused entry ran");
-    assert_eq!(s.server.downloads(), 2, "{log}");
+    assert_eq!(s.actions.release.downloads(), 2, "{log}");
 
     // A cache blob that is not even a readable archive: actions/cache reports the failed restore,
     // setup trusts nothing of it and downloads again. (act's cache server took the entry the
@@ -228,7 +185,7 @@ fn setup_refuses_a_corrupted_cache_entry_and_downloads_again() {
     assert_eq!(said(&log, "restored from the Actions cache"), 0, "{log}");
     assert_eq!(said(&log, "downloaded and verified"), 1, "{log}");
     assert!(!s.marker.exists(), "a binary from the broken entry ran");
-    assert_eq!(s.server.downloads(), 3, "{log}");
+    assert_eq!(s.actions.release.downloads(), 3, "{log}");
 }
 
 #[test]
@@ -238,7 +195,7 @@ fn setup_refuses_a_release_archive_whose_checksum_does_not_match() {
     }
     let s = Setup::new();
     // The download server now hands out another archive than the one checksums.sha256 names.
-    s.bad_archive(&s.release.join(ARCHIVE));
+    s.bad_archive(&s.actions.archive);
     let (ok, log) = s.run();
     assert!(
         !ok,
@@ -250,7 +207,7 @@ fn setup_refuses_a_release_archive_whose_checksum_does_not_match() {
     assert!(log.contains("building from source"), "{log}");
     assert!(log.contains("no sources to build"), "{log}");
     assert!(!s.marker.exists(), "a binary from the refused archive ran");
-    assert_eq!(s.server.downloads(), 1, "{log}");
+    assert_eq!(s.actions.release.downloads(), 1, "{log}");
     assert!(!log.contains("Cache saved"), "{log}");
     assert!(
         cache_blobs(&s.cache).is_empty(),
