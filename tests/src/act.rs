@@ -61,6 +61,24 @@ pub fn sh(dir: &Path, program: &str, args: &[&str]) -> String {
     run(Command::new(program).args(args).current_dir(dir))
 }
 
+/// Commit everything in `repo` (a test's app repository for act).
+pub fn commit(repo: &Path, message: &str) {
+    sh(repo, "git", &["add", "-A"]);
+    sh(
+        repo,
+        "git",
+        &[
+            "-c",
+            "user.email=dev@example.com",
+            "-c",
+            "user.name=dev",
+            "commit",
+            "-qm",
+            message,
+        ],
+    );
+}
+
 /// Copy a folder tree (an action repository for act to resolve, an example app).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

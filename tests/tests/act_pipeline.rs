@@ -13,9 +13,9 @@
 //! every setup step of the second run restores from the cache.
 
 use davit_fake_github::FakeGithub;
-use davit_tests::act::{self, ActionRepo, copy_dir, sh};
+use davit_tests::act::{self, ActionRepo, commit, copy_dir, sh};
 use davit_tests::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -147,23 +147,6 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         cleanup_app(&self.app, &self._dir.path().join("state"));
     }
-}
-
-fn commit(repo: &Path, message: &str) {
-    sh(repo, "git", &["add", "-A"]);
-    sh(
-        repo,
-        "git",
-        &[
-            "-c",
-            "user.email=dev@example.com",
-            "-c",
-            "user.name=dev",
-            "commit",
-            "-qm",
-            message,
-        ],
-    );
 }
 
 #[test]

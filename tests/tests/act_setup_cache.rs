@@ -43,20 +43,7 @@ impl Setup {
         std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
         std::fs::write(repo.join(".github/workflows/setup.yml"), WORKFLOW).unwrap();
         sh(&repo, "git", &["init", "-q", "-b", "main"]);
-        sh(&repo, "git", &["add", "-A"]);
-        sh(
-            &repo,
-            "git",
-            &[
-                "-c",
-                "user.email=dev@example.com",
-                "-c",
-                "user.name=dev",
-                "commit",
-                "-qm",
-                "setup",
-            ],
-        );
+        commit(&repo, "setup");
         Setup {
             cache: dir.path().join("actcache"),
             marker: dir.path().join("BAD-BINARY-RAN"),
