@@ -67,21 +67,22 @@ run() {
     echo "bench-setup: the act run failed (log above)" >&2
     exit 1
   }
-  local setup gate
+  local setup step gate
   setup="$(sed -n 's/.*davit setup: \(.*\) in \([0-9.]*\) s (.*/\1|\2/p' "$log" | head -1)"
+  step="$(sed -n 's/.*Success - Main davit-dev\/davit\/actions\/setup@v1 \[\(.*\)\].*/\1/p' "$log" | head -1)"
   gate="$(sed -n 's/.*Success - Main davit-dev\/davit\/actions\/gate@v1 \[\(.*\)\].*/\1/p' "$log" | head -1)"
   if [ -n "${BENCH_KEEP_LOGS:-}" ]; then cp "$log" "$BENCH_KEEP_LOGS/"; fi
-  echo "$setup|$gate"
+  echo "$setup|$step|$gate"
 }
 
 row() { # name, result
-  IFS='|' read -r what secs gate <<<"$2"
+  IFS='|' read -r what secs step gate <<<"$2"
   if [ -z "$secs" ]; then exit 1; fi
-  printf '| %s | %s | %s s | %s |\n' "$1" "$what" "$secs" "$gate"
+  printf '| %s | %s | %s s | %s | %s |\n' "$1" "$what" "$secs" "$step" "$gate"
 }
 
-echo "| run | what setup did | setup step | gate's real work (act step time) |"
-echo "|---|---|---:|---:|"
+echo "| run | what setup did | setup says (restore + install) | whole setup step with cache save (act) | gate's real work (act) |"
+echo "|---|---|---:|---:|---:|"
 bins="$work/bins"
 if [ -z "$skip_cold" ]; then
   row "cold (no cache, no release: cargo build)" \
