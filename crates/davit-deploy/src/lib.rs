@@ -49,6 +49,8 @@ pub struct Observed {
     pub ledger: Vec<Record>,
     /// Ledger lines that could not be read (reported as a warning).
     pub torn_ledger_lines: Vec<usize>,
+    /// The ledger ends in a fragment of a line (cut before the next append; reported).
+    pub torn_ledger_tail: bool,
     /// Swarm: the node and the service (None for other strategies).
     pub swarm: Option<swarm::SwarmState>,
 }
@@ -101,9 +103,11 @@ pub async fn observe(
         .await
         .map_err(|e| Failure::infra(e.to_string()))?
     {
-        let (records, torn) = ledger::parse(&String::from_utf8_lossy(&bytes));
+        let text = String::from_utf8_lossy(&bytes);
+        let (records, torn) = ledger::parse(&text);
         obs.ledger = records;
         obs.torn_ledger_lines = torn;
+        obs.torn_ledger_tail = ledger::has_torn_tail(&text);
     }
     match t.strategy {
         Strategy::BlueGreen => {
@@ -538,14 +542,17 @@ async fn rollback_unlocked(
     };
     match run_plan_cancellable(exec, &plan, observer, &opts.cancel).await {
         Ok(()) => {
-            if let Some(bad) = &live_rec {
-                append(exec, t, &base(Event::RolledBack, bad), &mut warnings).await;
-            }
             let mut restored = base(Event::Restored, &target_rec);
             if !color.is_empty() {
                 restored.color = Some(color);
             }
-            append(exec, t, &restored, &mut warnings).await;
+            // "rolled back" and "restored" in one write: never one without the other (T44).
+            let mut lines: Vec<Record> = live_rec
+                .iter()
+                .map(|bad| base(Event::RolledBack, bad))
+                .collect();
+            lines.push(restored.clone());
+            append_all(exec, t, &lines, &mut warnings).await;
             Ok(Report {
                 plan,
                 record: Some(restored),
@@ -714,22 +721,37 @@ fn compose_flavor(
     }
 }
 
-fn ledger_warnings(obs: &Observed) -> Vec<String> {
-    if obs.torn_ledger_lines.is_empty() {
-        Vec::new()
-    } else {
-        vec![format!(
-            "ledger lines {:?} could not be read and were skipped (torn write?)",
-            obs.torn_ledger_lines
-        )]
+/// What is wrong with the ledger, said before anything is appended to it (T44).
+pub fn ledger_warnings(obs: &Observed) -> Vec<String> {
+    let mut w = Vec::new();
+    if obs.torn_ledger_tail {
+        w.push(
+            "the ledger ends in a torn line (a write cut short by a crash or a full disk): it is not a record and is cut before the next record is appended".to_string(),
+        );
     }
+    let whole: Vec<usize> = if obs.torn_ledger_tail {
+        obs.torn_ledger_lines[..obs.torn_ledger_lines.len().saturating_sub(1)].to_vec()
+    } else {
+        obs.torn_ledger_lines.clone()
+    };
+    if !whole.is_empty() {
+        w.push(format!(
+            "ledger lines {whole:?} could not be read and were skipped (torn write?)"
+        ));
+    }
+    w
 }
 
 async fn append(exec: &dyn Executor, t: &Target, r: &Record, warnings: &mut Vec<String>) {
-    let line = serde_json::to_string(r).expect("records serialize");
+    append_all(exec, t, std::slice::from_ref(r), warnings).await
+}
+
+async fn append_all(exec: &dyn Executor, t: &Target, r: &[Record], warnings: &mut Vec<String>) {
     let dir_ok = exec.mkdir(&t.state_dir, 0o750).await;
-    if let Err(e) = dir_ok.and(exec.append_line(&t.ledger_path(), &line).await) {
-        warnings.push(format!("could not record the release in the ledger: {e}"));
+    if let Err(e) = dir_ok.and(ledger::append(exec, &t.ledger_path(), r).await) {
+        warnings.push(format!(
+            "could not record the release in the ledger (nothing partial was left in it): {e}"
+        ));
     }
 }
 
