@@ -129,7 +129,7 @@ fn t44_ledger_disk_full() {
         f.write_all(br#"{"id":"torn","event":"depl"#).unwrap();
         drop(f);
         let obs = observe(&exec, &t, None).await.unwrap();
-        let warnings = davit_deploy::ledger_warnings(&obs);
+        let warnings = obs.ledger_warnings();
         assert!(
             warnings.iter().any(|w| w.contains("ends in a torn line")),
             "{warnings:?}"

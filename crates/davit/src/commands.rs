@@ -210,7 +210,7 @@ pub async fn releases(global: &Global, a: ReleasesArgs) -> Result<Exit, Failure>
     let fleet = davit_deploy::fleet::connect(&t).await?;
     for m in &fleet.members {
         let obs = davit_deploy::observe(&*m.exec, &m.target, None).await?;
-        for w in davit_deploy::ledger_warnings(&obs) {
+        for w in obs.ledger_warnings() {
             warn(&w);
         }
         if a.json {
