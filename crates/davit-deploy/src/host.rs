@@ -218,14 +218,17 @@ pub(crate) async fn run_rollback(
     };
     match run_plan_cancellable(exec, &plan, observer, &opts.cancel).await {
         Ok(()) => {
-            if let Some(bad) = &live {
-                append(exec, t, &base(Event::RolledBack, bad), &mut warnings).await;
-            }
             let mut restored = base(Event::Restored, &to);
             if color.is_some() {
                 restored.color = color;
             }
-            append(exec, t, &restored, &mut warnings).await;
+            // "rolled back" and "restored" in one write: never one without the other (T44).
+            let mut lines: Vec<Record> = live
+                .iter()
+                .map(|bad| base(Event::RolledBack, bad))
+                .collect();
+            lines.push(restored.clone());
+            append_all(exec, t, &lines, &mut warnings).await;
             Ok(Report {
                 plan,
                 record: Some(restored),
@@ -359,10 +362,16 @@ async fn ensure_image(
 }
 
 async fn append(exec: &dyn Executor, t: &Target, r: &Record, warnings: &mut Vec<String>) {
-    let line = serde_json::to_string(r).expect("records serialize");
+    append_all(exec, t, std::slice::from_ref(r), warnings).await
+}
+
+/// Records in one write of whole lines, secret values masked (T44, T46).
+async fn append_all(exec: &dyn Executor, t: &Target, r: &[Record], warnings: &mut Vec<String>) {
     let dir_ok = exec.mkdir(&t.state_dir, 0o750).await;
-    if let Err(e) = dir_ok.and(exec.append_line(&t.ledger_path(), &line).await) {
-        warnings.push(format!("could not record the release in the ledger: {e}"));
+    if let Err(e) = dir_ok.and(ledger::append(exec, &t.ledger_path(), r).await) {
+        warnings.push(format!(
+            "could not record the release in the ledger (nothing partial was left in it): {e}"
+        ));
     }
 }
 
