@@ -241,7 +241,12 @@ impl ActionRepo {
 pub fn setup_reports(log: &str) -> Vec<(String, String, f64)> {
     log.lines()
         .filter_map(|line| {
-            let job = line.strip_prefix('[')?.split(']').next()?.trim().to_string();
+            let job = line
+                .strip_prefix('[')?
+                .split(']')
+                .next()?
+                .trim()
+                .to_string();
             let rest = line.split("davit setup: ").nth(1)?;
             let (what, after) = rest.rsplit_once(" in ")?;
             let secs = after.split(" s").next()?.parse().ok()?;
