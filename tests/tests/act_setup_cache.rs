@@ -174,10 +174,14 @@ fn setup_refuses_a_corrupted_cache_entry_and_downloads_again() {
     assert!(log.contains("davit-verify answered"), "{log}");
     assert_eq!(cache_blobs(&s.cache).len(), 1, "one cache entry expected");
 
-    // Second run restores it: no download.
+    // Second run restores it: no download. The step summary says so too.
     let (ok, log) = s.run();
     assert!(ok, "{log}");
     assert_eq!(said(&log, "restored from the Actions cache"), 1, "{log}");
+    assert!(
+        log.contains("Summary - **davit setup** (v1): restored from the Actions cache in "),
+        "{log}"
+    );
     assert_eq!(s.actions.release.downloads(), 1, "{log}");
 
     // The stored entry now holds another archive (what a corrupted or tampered entry looks like
