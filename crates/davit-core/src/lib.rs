@@ -13,5 +13,5 @@ pub mod secret;
 pub mod validate;
 
 pub use exit::{Exit, Failure};
-pub use plan::{Arg, Cmd, FileBody, Plan, PlannedStep, Probe, ProbeExpect, Step};
+pub use plan::{Action, Arg, Cmd, FileBody, Plan, PlannedStep, Probe, ProbeExpect, Step};
 pub use secret::Secret;

@@ -166,4 +166,3 @@ pub(crate) fn settings(name: &str, env: &Environment) -> Result<StrategySettings
         )
     })
 }
-
