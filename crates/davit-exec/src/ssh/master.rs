@@ -2,8 +2,8 @@
 //! connection ([`Ssh::connect`]), notice when it died and open it again, and close it on drop.
 //! The private key exists on disk only for a handshake (T10).
 
-use super::trust::{Trust, conn_err, classify, normalize_pin};
-use super::{CONTROL_PERSIST_SECS, KEEPALIVE_COUNT, NO_MASTER, Ssh, SshConfig};
+use super::trust::{Trust, classify, conn_err, normalize_pin};
+use super::{CONTROL_PERSIST_SECS, KEEPALIVE_COUNT, Ssh, SshConfig};
 use crate::ExecError;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

@@ -50,14 +50,17 @@ mod trust;
 
 use crate::{ExecError, Executor, HttpResponse, Output};
 use async_trait::async_trait;
-use davit_core::Cmd;
-use std::path::{Path, PathBuf};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use davit_core::{Cmd, Secret};
+use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use http::parse_http;
-use script::{heredoc_delim, push_heredoc, split};
 pub use script::{QuoteError, sh_quote};
+use script::{heredoc_delim, push_heredoc, split};
 
 /// How to reach and trust one host.
 #[derive(Debug, Clone)]
@@ -408,6 +411,7 @@ impl Executor for Ssh {
 
 #[cfg(test)]
 mod tests {
+    use super::trust::{classify, normalize_pin};
     use super::*;
 
     /// Run `printf '%s' <quoted>` through a real sh and get the bytes back.

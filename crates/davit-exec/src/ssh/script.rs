@@ -2,6 +2,7 @@
 //! nothing that varies (and no secret) is ever in an argv (T01, T09); the command's status
 //! comes back behind a random marker, which tells a remote `exit 255` from ssh's own.
 
+use super::http::find;
 use super::trust::classify;
 use super::{Attempt, NO_MASTER, REMOTE_KILL_GRACE_SECS, Raw, Ssh};
 use crate::ExecError;
@@ -196,7 +197,12 @@ impl Ssh {
         self.timed(body, self.cfg.command_timeout, what).await
     }
 
-    pub(super) async fn timed(&self, body: String, timeout: Duration, what: &str) -> Result<Raw, ExecError> {
+    pub(super) async fn timed(
+        &self,
+        body: String,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<Raw, ExecError> {
         self.script(body, timeout).await.map_err(|e| match e {
             ExecError::Timeout { timeout, .. } => ExecError::Timeout {
                 host: self.name.clone(),

@@ -1,8 +1,10 @@
 //! Whom to trust and what ssh's failures mean: host keys from known_hosts content or a pinned
 //! `SHA256:` fingerprint (T11, T12), and ssh's stderr turned into a sentence with the fix.
 
-use super::{NO_MASTER, Ssh, SshConfig};
+use super::master::write_private;
+use super::{KEEPALIVE_COUNT, NO_MASTER, Ssh, SshConfig};
 use crate::ExecError;
+use std::process::Stdio;
 use std::time::Duration;
 
 pub(super) enum Trust {
@@ -147,7 +149,11 @@ pub(super) fn conn_err(name: &str, kind: std::io::ErrorKind, message: String) ->
 /// `handshake` is false for an operation over an established master: then an authentication
 /// message comes from the client's fallback attempt after the master died (it has no key by
 /// then), and the real news is the lost connection.
-pub(super) fn classify(stderr: &str, cfg: &SshConfig, handshake: bool) -> (std::io::ErrorKind, String) {
+pub(super) fn classify(
+    stderr: &str,
+    cfg: &SshConfig,
+    handshake: bool,
+) -> (std::io::ErrorKind, String) {
     use std::io::ErrorKind as K;
     let hp = format!("{}:{}", cfg.host, cfg.port);
     let scan = format!("ssh-keyscan -p {} {}", cfg.port, cfg.host);
