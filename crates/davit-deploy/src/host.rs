@@ -176,8 +176,10 @@ pub(crate) async fn run_deploy(
     }
 }
 
-/// The plan's last steps: the ledger lines saying how it ended. Best effort: a release that
-/// went live is not undone for want of a record; the report warns instead.
+/// The plan's last steps: the ledger lines saying how it ended, in one write of whole lines
+/// (a rollback's "rolled back" and "restored" never one without the other, T44), secret values
+/// masked (T46). Best effort: a release that went live is not undone for want of a record; the
+/// report warns instead.
 fn push_records(plan: &mut Plan, t: &Target, records: &[Record]) {
     plan.push_best_effort(
         "make sure the state folder exists (for the ledger)",
@@ -186,15 +188,17 @@ fn push_records(plan: &mut Plan, t: &Target, records: &[Record]) {
             mode: 0o750,
         },
     );
-    for r in records {
-        plan.push_best_effort(
-            format!("record {} of {} in the ledger", event_name(r.event), r.id),
-            Step::AppendLine {
-                path: t.ledger_path(),
-                line: serde_json::to_string(r).expect("records serialize"),
-            },
-        );
-    }
+    let what: Vec<String> = records
+        .iter()
+        .map(|r| format!("{} of {}", event_name(r.event), r.id))
+        .collect();
+    plan.push_best_effort(
+        format!("record {} in the ledger", what.join(" and ")),
+        Step::AppendLine {
+            path: t.ledger_path(),
+            line: ledger::lines(records),
+        },
+    );
 }
 
 fn event_name(e: Event) -> &'static str {
@@ -209,7 +213,9 @@ fn event_name(e: Event) -> &'static str {
 /// Ledger steps that failed become the warning they always were.
 fn record_warnings(tolerated: &[(usize, StepError)], warnings: &mut Vec<String>) {
     for (_, e) in tolerated {
-        let w = format!("could not record the release in the ledger: {e}");
+        let w = format!(
+            "could not record the release in the ledger (nothing partial was left in it): {e}"
+        );
         if !warnings.contains(&w) {
             warnings.push(w);
         }
@@ -467,10 +473,16 @@ fn require_image(
 }
 
 async fn append(exec: &dyn Executor, t: &Target, r: &Record, warnings: &mut Vec<String>) {
-    let line = serde_json::to_string(r).expect("records serialize");
+    append_all(exec, t, std::slice::from_ref(r), warnings).await
+}
+
+/// Records in one write of whole lines, secret values masked (T44, T46).
+async fn append_all(exec: &dyn Executor, t: &Target, r: &[Record], warnings: &mut Vec<String>) {
     let dir_ok = exec.mkdir(&t.state_dir, 0o750).await;
-    if let Err(e) = dir_ok.and(exec.append_line(&t.ledger_path(), &line).await) {
-        warnings.push(format!("could not record the release in the ledger: {e}"));
+    if let Err(e) = dir_ok.and(ledger::append(exec, &t.ledger_path(), r).await) {
+        warnings.push(format!(
+            "could not record the release in the ledger (nothing partial was left in it): {e}"
+        ));
     }
 }
 
