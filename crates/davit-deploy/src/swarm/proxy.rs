@@ -26,9 +26,10 @@ pub const LISTEN_PORT: u16 = 8080;
 pub const CONFIG_PATH: &str = "/etc/davit/haproxy.cfg";
 
 /// Server slots: enough for every task during a start-first update (replicas + parallelism)
-/// with room for tasks Swarm is still replacing.
+/// with room for tasks Swarm is still replacing, rounded up to a power of two and at least 32,
+/// so that scaling the service rarely changes the config (which would restart the proxy).
 fn slots(s: &davit_config::Swarm) -> u32 {
-    (s.replicas + s.parallelism) * 2 + 2
+    ((s.replicas + s.parallelism) * 2).next_power_of_two().max(32)
 }
 
 /// HAProxy's config for the service `service` of a target.
