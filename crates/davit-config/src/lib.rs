@@ -7,10 +7,13 @@
 //! production gets the wrong deploy. Tables owned by other tools (`[gate]`, `[analysis]`,
 //! `[approval]`, `[scan]`) are kept as raw TOML for the crates that own them.
 
+pub mod compose_file;
 mod model;
+mod processes;
 mod validation;
 
 pub use model::*;
+pub use processes::*;
 
 use std::path::{Path, PathBuf};
 

@@ -28,6 +28,19 @@ pub struct Config {
     /// Owned by davit-approve.
     #[serde(default)]
     pub approval: Option<toml::Table>,
+    /// The team's own Compose file: its services, networks and volumes, and the commands of the
+    /// app processes (see `processes.rs`).
+    #[serde(default)]
+    pub compose_file: Option<PathBuf>,
+    /// The release's processes besides (and including) web.
+    #[serde(default)]
+    pub processes: BTreeMap<String, crate::ProcessConfig>,
+    /// Databases, caches and brokers davit starts once and keeps across releases.
+    #[serde(default)]
+    pub services: BTreeMap<String, crate::ServiceConfig>,
+    /// Named volumes shared by processes and services; never deleted by davit.
+    #[serde(default)]
+    pub volumes: BTreeMap<String, crate::VolumeConfig>,
     #[serde(skip)]
     pub origin: PathBuf,
     #[serde(skip)]
@@ -209,6 +222,9 @@ pub struct Environment {
     /// Kubernetes strategy settings.
     #[serde(default)]
     pub kubernetes: Option<Kubernetes>,
+    /// The Docker network the processes and services share (default `<app>-<environment>`).
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 /// SSH access to a remote host. Secrets are named, not written here: the key and known_hosts

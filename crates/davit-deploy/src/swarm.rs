@@ -22,9 +22,10 @@
 //! converge and then exit 0 *even when Swarm rolled the update back*. A deploy that Swarm
 //! reverted must never be reported as a success, so after the wait the plan reads
 //! `.UpdateStatus.State` and fails unless it is `completed` (or absent, for a service that was
-//! just created). The check is an ordinary plan step, so `--dry-run` shows it, and its failure
-//! message names the rollback ([`ROLLED_BACK`]) so `deploy` can report it as a rejected
-//! release (exit 1) rather than an infrastructure error.
+//! just created). The check is an ordinary plan step, so `--dry-run` shows it; it is marked as a
+//! check of the release ([`davit_core::Plan::push_check`]) so `deploy` reports a release Swarm
+//! reverted as rejected (exit 1) rather than an infrastructure error, and its failure message
+//! names the rollback ([`ROLLED_BACK`]) for the user.
 //!
 //! Why davit checks every node ([`NODES_DIFFER`]): Swarm counts an update complete when the
 //! tasks it can see run the new spec. A node that was cut off is `Down` to the manager and
@@ -39,7 +40,7 @@ mod proxy;
 use crate::docker;
 use crate::target::Target;
 use crate::{NewRelease, Observed};
-use davit_config::PullPolicy;
+use davit_config::{PullPolicy, Swarm};
 use davit_core::{Cmd, Failure, FileBody, Plan, Probe, Step};
 use davit_exec::Executor;
 use std::path::PathBuf;
@@ -64,12 +65,6 @@ fn proxy_config_path(t: &Target, release: &str) -> PathBuf {
 
 /// The words in the node check's failure that say the nodes do not all run the release.
 pub const NODES_DIFFER: &str = "not every swarm node runs the release";
-
-fn settings(t: &Target) -> &davit_config::Swarm {
-    t.swarm
-        .as_ref()
-        .expect("a swarm target has [swarm] settings (validated with the config)")
-}
 
 /// What davit saw of Swarm before planning.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -134,7 +129,7 @@ pub async fn observe(exec: &dyn Executor, t: &Target) -> SwarmState {
 
 /// Refuse before changing anything when this engine cannot run the strategy.
 pub fn ready(obs: &Observed, dry_run: bool, warnings: &mut Vec<String>) -> Result<(), Failure> {
-    let Some(s) = &obs.swarm else {
+    let Some(s) = obs.seen.swarm() else {
         return Ok(());
     };
     let problem = if s.node_state != "active" {
@@ -174,8 +169,7 @@ pub fn ready(obs: &Observed, dry_run: bool, warnings: &mut Vec<String>) -> Resul
 /// The stack file of a release: the app service (dnsrr on the stack's overlay, health-checked,
 /// start-first) and the proxy (global, host-mode port). Values are JSON strings, which YAML
 /// reads verbatim.
-pub fn stack_yaml(t: &Target, rel: &NewRelease) -> String {
-    let s = settings(t);
+pub fn stack_yaml(t: &Target, s: &Swarm, rel: &NewRelease) -> String {
     let q = |v: &str| serde_json::to_string(v).expect("strings serialize");
     let list = |items: &[String]| items.iter().map(|i| q(i)).collect::<Vec<_>>().join(", ");
     let labels = list(&docker::labels(t, &rel.id, &rel.version, None));
@@ -272,8 +266,8 @@ pub fn stack_yaml(t: &Target, rel: &NewRelease) -> String {
 }
 
 /// The proxy's config for a target (written next to each release's stack file).
-pub fn proxy_config(t: &Target) -> String {
-    proxy::config(t, settings(t), &service_name(t))
+pub fn proxy_config(t: &Target, s: &Swarm) -> String {
+    proxy::config(t, s, &service_name(t))
 }
 
 /// `docker stack deploy` of a release's stack file; [`settle`] then waits for the app service.
@@ -285,11 +279,12 @@ pub fn proxy_config(t: &Target) -> String {
 /// Images are resolved against a registry only when the pull policy allows it: with
 /// `pull = "never"` the image exists only on the nodes (loaded there), and a registry
 /// lookup would fail or, worse, pin a different digest.
-fn stack_deploy(t: &Target, release: &str) -> Cmd {
+fn stack_deploy(t: &Target, s: &Swarm, release: &str) -> Cmd {
     let resolve = match t.pull {
         PullPolicy::Never => "never",
         PullPolicy::Missing | PullPolicy::Always => "changed",
     };
+    let _ = s;
     Cmd::new("docker")
         .args(["stack", "deploy", "--detach=true", "--quiet"])
         .args(["--resolve-image", resolve, "--compose-file"])
@@ -301,10 +296,11 @@ fn stack_deploy(t: &Target, release: &str) -> Cmd {
 /// Waits (up to `update_timeout_secs`) until Swarm has settled the app service: no update or
 /// rollback in progress, and exactly `replicas` tasks running, all of the service's current
 /// image (after a rollback by Swarm that is the previous image, which the status check then
-/// reports). Tasks on a node that is down are not counted: Swarm reschedules them. Comparing
+/// reports), and the proxy running on every node that is up, so each node answers once davit
+/// says the release is out. Tasks on a node that is down are not counted: Swarm reschedules them. Comparing
 /// with the spec's image also covers the moment right after `stack deploy`, when the last
 /// update's `completed` is still shown.
-fn settle(t: &Target) -> Cmd {
+fn settle(t: &Target, s: &Swarm) -> Cmd {
     let script = r#"svc="$1"; replicas="$2"; proxy="$3"
 while :; do
   state=$(docker service inspect --format '{{with .UpdateStatus}}{{.State}}{{end}}' "$svc") || exit 3
@@ -318,7 +314,8 @@ while :; do
       current=$(printf '%s
 ' "$tasks" | awk -v i="$image" '$1 == i && $2 == "Running"' | wc -l)
       proxies=$(docker service ps "$proxy" --filter desired-state=running --format '{{.CurrentState}}' | grep -c '^Running')
-      if [ "$running" -eq "$replicas" ] && [ "$current" -eq "$replicas" ] && [ "$proxies" -ge 1 ]; then
+      nodes=$(docker node ls --format '{{.Status}} {{.Availability}}' | grep -c '^Ready Active')
+      if [ "$running" -eq "$replicas" ] && [ "$current" -eq "$replicas" ] && [ "$proxies" -ge "$nodes" ]; then
         exit 0
       fi ;;
   esac
@@ -330,14 +327,14 @@ done"#;
             script,
             "settle",
             &service_name(t),
-            &settings(t).replicas.to_string(),
+            &s.replicas.to_string(),
             &format!("{}_proxy", t.prefix()),
         ])
-        .timeout(update_timeout(t))
+        .timeout(update_timeout(s))
 }
 
-fn update_timeout(t: &Target) -> Duration {
-    Duration::from_secs(settings(t).update_timeout_secs)
+fn update_timeout(s: &Swarm) -> Duration {
+    Duration::from_secs(s.update_timeout_secs)
 }
 
 /// Fails unless Swarm's last update of the service ended in `want` (none is fine for a service
@@ -391,40 +388,22 @@ fi
         .timeout(Duration::from_secs(30))
 }
 
-/// Whether a failed step's cause is the node check saying the nodes run different releases.
-pub fn nodes_differ(cause: &str) -> bool {
-    cause.contains(NODES_DIFFER)
-}
-
-/// Whether a failed step's cause is the status check saying Swarm reverted the release.
-pub fn rolled_back(cause: &str) -> bool {
-    cause.contains(ROLLED_BACK)
-}
-
 /// The health probe through the published port (the proxy on the node davit talks to): only
 /// the new version may answer, `consecutive` times in a row, so tasks of the old version still
 /// draining fail it.
-pub fn probe(t: &Target, version: &str) -> Probe {
-    let (interval, per_try, deadline) = t.health_timing();
+pub fn probe(t: &Target, s: &Swarm, version: &str) -> Probe {
+    let base = format!("http://127.0.0.1:{}", s.published_port);
+    let p = crate::health::probe(t, &base, version);
     Probe {
-        url: format!(
-            "http://127.0.0.1:{}{}",
-            settings(t).published_port,
-            t.health.path
-        ),
-        expect: crate::bluegreen::expect(t, version),
-        per_try_timeout: per_try,
-        interval,
-        consecutive: t.health.consecutive.max(settings(t).replicas),
-        deadline,
+        consecutive: p.consecutive.max(s.replicas),
+        ..p
     }
 }
 
 /// Deploy a release: write its stack file, let Swarm roll it out start-first, check Swarm kept
 /// it, probe it. A failure re-applies the previous release's stack file (or removes a stack that
 /// was just created).
-pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
-    let s = settings(t);
+pub fn plan_deploy(t: &Target, s: &Swarm, rel: &NewRelease, obs: &Observed) -> Plan {
     let mut plan = Plan::new(format!(
         "swarm deploy of {} ({}) to {} ({} replica(s), start-first)",
         rel.version, rel.image, t.environment, s.replicas
@@ -440,7 +419,7 @@ pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
         "write the release's stack file",
         Step::WriteFile {
             path: stack_file_path(t, &rel.id),
-            body: FileBody::Plain(stack_yaml(t, rel)),
+            body: FileBody::Plain(stack_yaml(t, s, rel)),
             mode: 0o644,
         },
     );
@@ -448,16 +427,19 @@ pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
         "write the proxy's config (HAProxy following tasks.<service>)",
         Step::WriteFile {
             path: proxy_config_path(t, &rel.id),
-            body: FileBody::Plain(proxy_config(t)),
+            body: FileBody::Plain(proxy_config(t, s)),
             mode: 0o644,
         },
     );
-    let exists = obs.swarm.as_ref().is_some_and(|s| s.service.is_some());
+    let exists = obs.seen.swarm().is_some_and(|s| s.service.is_some());
     let previous = crate::ledger::live(&obs.ledger)
         .filter(|r| r.strategy == "swarm")
         .map(|r| r.id.clone());
     let undo = match (&previous, exists) {
-        (Some(prev), true) => vec![Step::Exec(stack_deploy(t, prev)), Step::Exec(settle(t))],
+        (Some(prev), true) => vec![
+            Step::Exec(stack_deploy(t, s, prev)),
+            Step::Exec(settle(t, s)),
+        ],
         (_, false) => vec![Step::ExecIgnoringFailure(
             Cmd::new("docker")
                 .args(["stack", "rm"])
@@ -473,7 +455,7 @@ pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
         } else {
             "docker stack deploy: create the network, the proxy and the service"
         },
-        Step::Exec(stack_deploy(t, &rel.id)),
+        Step::Exec(stack_deploy(t, s, &rel.id)),
         undo,
     );
     plan.push(
@@ -481,9 +463,9 @@ pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
             "wait for Swarm to settle the service ({} task(s) of one image; at most {}s)",
             s.replicas, s.update_timeout_secs
         ),
-        Step::Exec(settle(t)),
+        Step::Exec(settle(t, s)),
     );
-    plan.push(
+    plan.push_check(
         format!(
             "check Swarm completed the update (a rollback by Swarm fails the deploy; monitor {}s)",
             s.monitor_secs
@@ -499,7 +481,7 @@ pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
             "health gate: {} must answer through the proxy's published port",
             rel.version
         ),
-        Step::WaitHttp(probe(t, &rel.version)),
+        Step::WaitHttp(probe(t, s, &rel.version)),
     );
     crate::push_post_hooks(&mut plan, t, rel);
     plan
@@ -508,14 +490,14 @@ pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
 /// Roll back to a recorded release. When it is exactly the spec Swarm kept as the previous one,
 /// use Swarm's own `docker service rollback`; otherwise apply that release's stack file again,
 /// which Swarm rolls out start-first like any update.
-pub fn plan_rollback(t: &Target, to: &NewRelease, obs: &Observed) -> Plan {
+pub fn plan_rollback(t: &Target, s: &Swarm, to: &NewRelease, obs: &Observed) -> Plan {
     let mut plan = Plan::new(format!(
         "swarm rollback of {} to {}",
         t.environment, to.version
     ));
     let native = obs
-        .swarm
-        .as_ref()
+        .seen
+        .swarm()
         .and_then(|s| s.service.as_ref())
         .is_some_and(|s| s.previous_release == to.id);
     if native {
@@ -528,12 +510,12 @@ pub fn plan_rollback(t: &Target, to: &NewRelease, obs: &Observed) -> Plan {
                 Cmd::new("docker")
                     .args(["service", "rollback", "--detach=true", "--quiet"])
                     .arg(service_name(t))
-                    .timeout(Duration::from_secs(60)),
+                    .timeout(Duration::from_secs(60).min(update_timeout(s))),
             ),
         );
         plan.push(
             "wait for Swarm to settle the service",
-            Step::Exec(settle(t)),
+            Step::Exec(settle(t, s)),
         );
         plan.push(
             "check Swarm completed the rollback",
@@ -542,11 +524,11 @@ pub fn plan_rollback(t: &Target, to: &NewRelease, obs: &Observed) -> Plan {
     } else {
         plan.push(
             format!("docker stack deploy with {}'s stack file", to.version),
-            Step::Exec(stack_deploy(t, &to.id)),
+            Step::Exec(stack_deploy(t, s, &to.id)),
         );
         plan.push(
             "wait for Swarm to settle the service",
-            Step::Exec(settle(t)),
+            Step::Exec(settle(t, s)),
         );
         plan.push(
             "check Swarm completed the update",
@@ -562,7 +544,7 @@ pub fn plan_rollback(t: &Target, to: &NewRelease, obs: &Observed) -> Plan {
             "health gate: {} must answer through the proxy's published port",
             to.version
         ),
-        Step::WaitHttp(probe(t, &to.version)),
+        Step::WaitHttp(probe(t, s, &to.version)),
     );
     plan
 }
@@ -626,7 +608,7 @@ published_port = 8080
                 })
                 .into_iter()
                 .collect(),
-            swarm: Some(SwarmState {
+            seen: crate::observe::Seen::Swarm(SwarmState {
                 node_state: "active".into(),
                 manager: true,
                 service,
@@ -649,46 +631,85 @@ published_port = 8080
         text
     }
 
+    fn sw(t: &Target) -> Swarm {
+        match &t.strategy {
+            crate::target::StrategySettings::Swarm(s) => s.clone(),
+            other => panic!("not a swarm target: {other:?}"),
+        }
+    }
+
+    fn swarm_of(obs: &mut Observed) -> &mut SwarmState {
+        match &mut obs.seen {
+            crate::observe::Seen::Swarm(s) => s,
+            other => panic!("no swarm observation: {other:?}"),
+        }
+    }
+
     #[test]
     fn first_deploy_creates_the_stack_and_removes_it_on_failure() {
         let t = target("");
-        insta::assert_snapshot!(render(&plan_deploy(&t, &rel("v1"), &observed(None, None))));
+        insta::assert_snapshot!(render(&plan_deploy(
+            &t,
+            &sw(&t),
+            &rel("v1"),
+            &observed(None, None)
+        )));
     }
 
     #[test]
     fn later_deploy_updates_and_reapplies_the_previous_stack_on_failure() {
         let t = target("replicas = 3\nparallelism = 1\nmonitor_secs = 5");
-        let plan = plan_deploy(&t, &rel("v2"), &observed(Some("v1"), service("r-v1", "")));
+        let plan = plan_deploy(
+            &t,
+            &sw(&t),
+            &rel("v2"),
+            &observed(Some("v1"), service("r-v1", "")),
+        );
         insta::assert_snapshot!("later_deploy", render(&plan));
-        insta::assert_snapshot!("stack_file", stack_yaml(&t, &rel("v2")));
+        insta::assert_snapshot!("stack_file", stack_yaml(&t, &sw(&t), &rel("v2")));
     }
 
     #[test]
     fn rollback_to_the_previous_spec_uses_docker_service_rollback() {
         let t = target("");
         let obs = observed(Some("v2"), service("r-v2", "r-v1"));
-        insta::assert_snapshot!(render(&plan_rollback(&t, &rel("v1"), &obs)));
+        insta::assert_snapshot!(render(&plan_rollback(&t, &sw(&t), &rel("v1"), &obs)));
     }
 
     #[test]
     fn rollback_further_back_applies_that_release_stack_file() {
         let t = target("");
         let obs = observed(Some("v3"), service("r-v3", "r-v2"));
-        insta::assert_snapshot!(render(&plan_rollback(&t, &rel("v1"), &obs)));
+        insta::assert_snapshot!(render(&plan_rollback(&t, &sw(&t), &rel("v1"), &obs)));
     }
 
-    #[test]
-    fn the_status_check_failure_is_recognised_as_a_rollback() {
+    #[tokio::test]
+    async fn the_status_check_failure_is_recognised_as_a_rollback() {
         let t = target("");
         let c = status_check(&t, "completed");
         assert!(c.args[3].contains(ROLLED_BACK));
-        let cause = format!(
-            "local: `docker service inspect ...` exited with 1: template parsing error: template: :1:61: executing \"\" at <{{{{template \"{ROLLED_BACK}; see docker service ps davit-shop-production_app\"}}}}>: template not defined"
+        // Swarm reverted the update: the status check fails, and the failure is a verdict on
+        // the release (exit 1), known from the step, not from its message.
+        let plan = plan_deploy(
+            &t,
+            &sw(&t),
+            &rel("v2"),
+            &observed(Some("v1"), service("r-v1", "")),
         );
-        assert!(rolled_back(&cause));
-        assert!(!rolled_back(
-            "GET http://127.0.0.1:8080/health did not pass"
-        ));
+        let exec = davit_exec::Recording::new("local").with_output(
+            "docker service inspect",
+            davit_exec::Output {
+                status: 1,
+                stderr: format!("template: no template \"{ROLLED_BACK}\""),
+                ..Default::default()
+            },
+        );
+        let e = davit_exec::run_plan(&exec, &plan, &davit_exec::runner::Quiet)
+            .await
+            .unwrap_err();
+        assert!(e.verdict, "{e}");
+        assert!(plan.steps[e.index - 1].check);
+        assert!(e.to_string().contains(ROLLED_BACK), "{e}");
     }
 
     #[test]
@@ -696,10 +717,10 @@ published_port = 8080
         let mut obs = observed(None, None);
         let mut warnings = Vec::new();
         assert!(ready(&obs, false, &mut warnings).is_ok());
-        obs.swarm.as_mut().unwrap().manager = false;
+        swarm_of(&mut obs).manager = false;
         let e = ready(&obs, false, &mut warnings).unwrap_err();
         assert!(e.to_string().contains("worker"), "{e}");
-        obs.swarm.as_mut().unwrap().node_state = "inactive".into();
+        swarm_of(&mut obs).node_state = "inactive".into();
         let e = ready(&obs, false, &mut warnings).unwrap_err();
         assert!(e.to_string().contains("not in a swarm"), "{e}");
         assert!(ready(&obs, true, &mut warnings).is_ok());

@@ -29,7 +29,9 @@ pub const CONFIG_PATH: &str = "/etc/davit/haproxy.cfg";
 /// with room for tasks Swarm is still replacing, rounded up to a power of two and at least 32,
 /// so that scaling the service rarely changes the config (which would restart the proxy).
 fn slots(s: &davit_config::Swarm) -> u32 {
-    ((s.replicas + s.parallelism) * 2).next_power_of_two().max(32)
+    ((s.replicas + s.parallelism) * 2)
+        .next_power_of_two()
+        .max(32)
 }
 
 /// HAProxy's config for the service `service` of a target.
