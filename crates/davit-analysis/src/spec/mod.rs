@@ -13,7 +13,7 @@
 //! and `{{window}}`. Double braces never occur in PromQL, so they cannot clash with label
 //! matchers.
 //!
-//! Here are the spec's types and rendering; [`resolve`] turns the raw table into a checked spec
+//! Here are the spec's types and rendering; `resolve` turns the raw table into a checked spec
 //! one part at a time, and `check` holds the checks the parts share.
 
 use crate::expr::Expr;
