@@ -39,6 +39,7 @@ pub fn direct_probe(t: &Target, color: &str, version: &str) -> Probe {
         interval,
         consecutive: t.health.consecutive,
         deadline,
+        host: t.probe_host(),
     }
 }
 
@@ -57,6 +58,7 @@ pub fn proxy_probe(t: &Target, version: &str) -> Probe {
         interval: Duration::from_millis(100),
         consecutive: t.health.consecutive,
         deadline: Duration::from_secs(15),
+        host: t.probe_host(),
     }
 }
 
@@ -179,12 +181,13 @@ pub fn push_switch(
         format!("write the candidate site configuration pointing at {color}"),
         Step::WriteFile {
             path: files.candidate_site(),
-            body: FileBody::Plain(nginx::site_conf(
+            body: FileBody::Plain(nginx::site_conf_with(
                 t,
                 color,
                 release,
                 version,
                 port_of(t, color),
+                &obs.volumes,
             )),
             mode: 0o644,
         },

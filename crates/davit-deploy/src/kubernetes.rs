@@ -95,6 +95,7 @@ pub fn probe(t: &Target, version: &str) -> Option<Probe> {
         interval,
         consecutive: t.health.consecutive,
         deadline,
+        host: t.health.host.clone(),
     })
 }
 
@@ -183,7 +184,12 @@ container = "app"
 rollout_timeout_secs = 120
 "#
         );
-        let cfg = Config::parse(&text, Path::new("davit.toml"), Path::new("/srv/shop")).unwrap();
+        let cfg = Config::parse(
+            &format!("state_dir = \".davit/state\"\n{text}"),
+            Path::new("davit.toml"),
+            Path::new("/srv/shop"),
+        )
+        .unwrap();
         Target::resolve(&cfg, "production", &|_| {
             Some("postgres://canary-s3cret".into())
         })

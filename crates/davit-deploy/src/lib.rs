@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod lock;
 pub mod nginx;
 pub mod pull;
+pub mod supervise;
 pub mod swarm;
 pub mod target;
 
@@ -51,6 +52,8 @@ pub struct Observed {
     pub torn_ledger_lines: Vec<usize>,
     /// Swarm: the node and the service (None for other strategies).
     pub swarm: Option<swarm::SwarmState>,
+    /// Blue-green: host folders of the named volumes the proxy serves.
+    pub volumes: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl Observed {
@@ -115,7 +118,8 @@ pub async fn observe(
             {
                 obs.live = nginx::parse_live(&String::from_utf8_lossy(&text));
             }
-            obs.nginx_running = pid_alive(exec, &files.pid()).await;
+            obs.nginx_running = supervise::pid_alive(exec, &files.pid()).await;
+            obs.volumes = nginx::volume_dirs(exec, t, false).await?;
         }
         Strategy::Compose => {
             obs.compose = docker::compose_flavor(exec).await;
@@ -134,20 +138,6 @@ pub async fn observe(
         };
     }
     Ok(obs)
-}
-
-async fn pid_alive(exec: &dyn Executor, pid_file: &std::path::Path) -> bool {
-    let Ok(Some(bytes)) = exec.read_file(pid_file).await else {
-        return false;
-    };
-    let pid = String::from_utf8_lossy(&bytes).trim().to_string();
-    if pid.is_empty() || !pid.chars().all(|c| c.is_ascii_digit()) {
-        return false;
-    }
-    let c = davit_core::Cmd::new("kill")
-        .args(["-0", &pid])
-        .timeout(Duration::from_secs(5));
-    exec.run(&c).await.is_ok_and(|o| o.success())
 }
 
 /// The release folder, its 0600 env file, and pre-deploy hooks (which run before any switch).
@@ -198,9 +188,13 @@ pub(crate) fn push_post_hooks(plan: &mut Plan, t: &Target, rel: &NewRelease) {
 fn hook_cmd(t: &Target, rel: &NewRelease, h: &davit_config::Hook) -> davit_core::Cmd {
     let timeout = Duration::from_secs(h.timeout_secs);
     match h.on {
-        HookPlace::Image => {
-            docker::hook_in_image(&rel.image, &env_path(t, &rel.id), &h.run, timeout)
-        }
+        HookPlace::Image => docker::hook_in_image(
+            &rel.image,
+            &env_path(t, &rel.id),
+            &h.run,
+            h.replace_entrypoint,
+            timeout,
+        ),
         HookPlace::Host => davit_core::Cmd::new(h.run[0].clone())
             .args(h.run[1..].iter().cloned())
             .env("DAVIT_APP", t.app.clone())
@@ -210,6 +204,9 @@ fn hook_cmd(t: &Target, rel: &NewRelease, h: &davit_config::Hook) -> davit_core:
             .env("DAVIT_IMAGE", rel.image.clone())
             .env("DAVIT_HOSTS", t.host.clone())
             .env("DAVIT_PERFORMER", t.actor.clone())
+            // The release's 0600 env file: a host hook reads the app's settings (and secrets)
+            // from it rather than from argv or davit's own environment.
+            .env("DAVIT_ENV_FILE", env_path(t, &rel.id).display().to_string())
             .timeout(timeout),
     }
 }
@@ -305,6 +302,7 @@ async fn deploy_unlocked(
     let mut obs = observe(exec, t, Some(&image)).await?;
     let mut warnings = ledger_warnings(&obs);
     ensure_image(exec, t, &image, &mut obs, opts.dry_run).await?;
+    warnings.extend(supervise::prepare_host(exec, t, &mut obs, opts.dry_run).await?);
     let rel = NewRelease {
         id: opts
             .release_id
@@ -354,7 +352,8 @@ async fn deploy_unlocked(
         reason: None,
         approval: opts.approval.clone(),
     };
-    match run_plan_cancellable(exec, &plan, observer, &opts.cancel).await {
+    let clock = compose::ServedClock::new(observer);
+    match run_plan_cancellable(exec, &plan, &clock, &opts.cancel).await {
         Ok(()) => {
             if record.digest.is_none() || obs.needs_pull {
                 record.digest = docker::image_id(exec, &image).await;
@@ -384,8 +383,9 @@ async fn deploy_unlocked(
             Err(Failure::new(
                 exit,
                 format!(
-                    "deploy of {version} to {} failed; traffic stays on the previous release: {e}",
-                    t.environment
+                    "deploy of {version} to {} failed; {}: {e}",
+                    t.environment,
+                    clock.aftermath(ledger::live(&obs.ledger).is_some())
                 ),
             )
             .with_hint(hint_for(&e.cause)))
@@ -421,8 +421,9 @@ async fn rollback_unlocked(
     opts: &Options,
     observer: &dyn Observer,
 ) -> Result<Report, Failure> {
-    let obs = observe(exec, t, None).await?;
+    let mut obs = observe(exec, t, None).await?;
     let mut warnings = ledger_warnings(&obs);
+    warnings.extend(supervise::prepare_host(exec, t, &mut obs, opts.dry_run).await?);
     let live_id = obs.live_release();
     let live_rec = live_id
         .as_deref()
@@ -738,7 +739,9 @@ fn hint_for(cause: &str) -> String {
     if cause.contains("port is already allocated") || cause.contains("address already in use") {
         "another process holds the port: free it or change the ports in davit.toml".into()
     } else if cause.contains("nginx") && cause.contains("-t") {
-        "nginx rejected the new configuration (see the message above); fix proxy.snippet in davit.toml".into()
+        "nginx rejected the new configuration (see the message above); fix the [..proxy] settings in davit.toml (snippet, files, locations)".into()
+    } else if cause.contains("GET ") && cause.contains("status 400") {
+        "the app answered 400 Bad Request: Django does that when the Host header is not in ALLOWED_HOSTS; add the probe's host (health.host, default the host of the environment's url) to ALLOWED_HOSTS, or set health.host to a name it lists".into()
     } else if cause.contains("GET ") {
         "the new release never passed its health check: check its logs (docker logs) and health settings".into()
     } else {
