@@ -384,7 +384,10 @@ impl Default for Proxy {
 }
 
 /// A URL prefix nginx serves from files: a folder on the host, or a named Docker volume the
-/// app's containers write (mounted into every container of the release at `mount`).
+/// app's containers write (mounted into every container of the release at `mount`). With both,
+/// a missing volume is created over the folder (a bind volume), so nginx serves a folder its
+/// workers can read; a volume alone is served from Docker's own folder for it, which nginx's
+/// unprivileged workers can read only when Docker's data root lets them.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FileLocation {
@@ -396,7 +399,8 @@ pub struct FileLocation {
     /// Or a named Docker volume (e.g. "shop_media"); nginx serves its folder on the host.
     #[serde(default)]
     pub volume: Option<String>,
-    /// With `volume`: where the app's containers see it (e.g. "/app/media"; Django's MEDIA_ROOT).
+    /// Where the app's containers see the volume (or, without one, the folder), e.g.
+    /// "/app/media" (Django's MEDIA_ROOT). Required with `volume`.
     #[serde(default)]
     pub mount: Option<String>,
     /// `expires` for the answers (e.g. "30d"); none when unset.

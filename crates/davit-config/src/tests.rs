@@ -328,11 +328,13 @@ proxy = false
     }
     let e = problems(&ok.replace("mount = \"/app/media\"\n", ""));
     assert!(e.contains("MEDIA_ROOT"), "{e}");
+    let neither = ok.replace("dir = \"/srv/shop/static\"\n", "");
+    assert!(problems(&neither).contains("set dir"));
     let both = ok.replace(
-        "dir = \"/srv/shop/static\"",
-        "dir = \"/srv/s\"\nvolume = \"v\"",
+        "volume = \"shop_media\"",
+        "volume = \"shop_media\"\ndir = \"/srv/media\"",
     );
-    assert!(problems(&both).contains("exactly one"));
+    assert!(parse(&both).is_ok());
     let host = GOOD.replace(
         "[environments.staging]",
         "[health]\nhost = \"shop.example.com\"\n[environments.staging]",

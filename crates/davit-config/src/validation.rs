@@ -141,41 +141,40 @@ fn proxy_settings(p: &mut Vec<String>, name: &str, proxy: &crate::Proxy) {
         if !seen.insert(loc.path.clone()) {
             p.push(format!("{at}.path = \"{}\" is listed twice", loc.path));
         }
-        match (&loc.dir, &loc.volume) {
-            (Some(d), None) => {
-                if !d.is_absolute() || !nginx_word(&d.to_string_lossy()) {
-                    p.push(format!(
-                        "{at}.dir = \"{}\" must be an absolute folder on the host without spaces or quotes, e.g. \"/srv/shop/static\"",
-                        d.display()
-                    ));
-                }
-                if loc.mount.is_some() {
-                    p.push(format!(
-                        "{at}.mount is for a volume: a host folder is served as it is"
-                    ));
-                }
+        if let Some(d) = &loc.dir
+            && (!d.is_absolute() || !nginx_word(&d.to_string_lossy()))
+        {
+            p.push(format!(
+                "{at}.dir = \"{}\" must be an absolute folder on the host without spaces or quotes, e.g. \"/srv/shop/static\"",
+                d.display()
+            ));
+        }
+        if let Some(v) = &loc.volume {
+            let ok = v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            if !ok {
+                p.push(format!(
+                    "{at}.volume = \"{v}\" is not a Docker volume name (letters, digits, '_', '.', '-')"
+                ));
             }
-            (None, Some(v)) => {
-                let ok = v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-                    && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-                if !ok {
-                    p.push(format!(
-                        "{at}.volume = \"{v}\" is not a Docker volume name (letters, digits, '_', '.', '-')"
-                    ));
-                }
-                match &loc.mount {
-                    Some(m) if m.starts_with('/') && nginx_word(m) && !m.contains(':') => {}
-                    Some(m) => p.push(format!(
-                        "{at}.mount = \"{m}\" must be an absolute path in the container, e.g. \"/app/media\""
-                    )),
-                    None => p.push(format!(
-                        "{at}.mount is missing: where the app's containers write the volume, e.g. mount = \"/app/media\" (Django's MEDIA_ROOT)"
-                    )),
-                }
+            if loc.mount.is_none() {
+                p.push(format!(
+                    "{at}.mount is missing: where the app's containers write the volume, e.g. mount = \"/app/media\" (Django's MEDIA_ROOT)"
+                ));
             }
-            _ => p.push(format!(
-                "{at}: set dir (a folder on the host) or volume (a named Docker volume), exactly one"
-            )),
+        }
+        if loc.dir.is_none() && loc.volume.is_none() {
+            p.push(format!(
+                "{at}: set dir (a folder on the host), volume (a named Docker volume), or both (a volume davit creates over that folder)"
+            ));
+        }
+        if let Some(m) = &loc.mount
+            && !(m.starts_with('/') && nginx_word(m) && !m.contains(':'))
+        {
+            p.push(format!(
+                "{at}.mount = \"{m}\" must be an absolute path in the container, e.g. \"/app/media\""
+            ));
         }
         if let Some(e) = &loc.expires
             && !nginx_word(e)

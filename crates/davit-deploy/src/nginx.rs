@@ -268,31 +268,61 @@ pub fn site_conf_with(
 }
 
 /// The host folders of the named volumes `proxy.files` serves, by volume name. With `create`,
-/// a missing volume is created first (empty; the app's containers mount it and write into it),
-/// because nginx needs its folder in the site file before the first container starts.
+/// a missing volume is created first (the app's containers mount it and write into it), because
+/// nginx needs its folder in the site file before the first container starts: over the entry's
+/// `dir` when it has one (a bind volume: a folder nginx's workers can read), else a plain one.
 pub async fn volume_dirs(
     exec: &dyn Executor,
     t: &Target,
     create: bool,
 ) -> Result<BTreeMap<String, PathBuf>, Failure> {
     let mut dirs = BTreeMap::new();
-    for v in t.proxy.files.iter().filter_map(|f| f.volume.as_ref()) {
+    for f in &t.proxy.files {
+        let Some(v) = &f.volume else { continue };
         let inspect = Cmd::new("docker")
-            .args(["volume", "inspect", "--format", "{{.Mountpoint}}", v])
+            .args([
+                "volume",
+                "inspect",
+                "--format",
+                "{{.Mountpoint}}|{{index .Options \"device\"}}",
+                v,
+            ])
             .timeout(Duration::from_secs(30));
         let mut out = exec.run(&inspect).await.ok().filter(|o| o.success());
         if out.is_none() && create {
-            let make = Cmd::new("docker")
-                .args(["volume", "create", v])
-                .timeout(Duration::from_secs(30));
-            exec.run_ok(&make).await.map_err(|e| {
-                Failure::infra(format!("cannot create the volume {v}: {e}"))
-                    .with_hint("check that Docker runs on the host and the volume name is free")
-            })?;
+            let mut make = Cmd::new("docker").args(["volume", "create"]);
+            if let Some(dir) = &f.dir {
+                exec.mkdir(dir, 0o755).await.map_err(|e| {
+                    Failure::infra(format!(
+                        "cannot create {} for the volume {v}: {e}",
+                        dir.display()
+                    ))
+                })?;
+                make = make
+                    .args(["--driver", "local", "--opt", "type=none", "--opt", "o=bind"])
+                    .arg("--opt")
+                    .arg(format!("device={}", dir.display()));
+            }
+            exec.run_ok(&make.arg(v).timeout(Duration::from_secs(30)))
+                .await
+                .map_err(|e| {
+                    Failure::infra(format!("cannot create the volume {v}: {e}"))
+                        .with_hint("check that Docker runs on the host and the volume name is free")
+                })?;
             out = exec.run(&inspect).await.ok().filter(|o| o.success());
         }
         if let Some(o) = out {
-            let dir = o.stdout.trim();
+            let (mountpoint, device) = o
+                .stdout
+                .trim()
+                .split_once('|')
+                .unwrap_or((o.stdout.trim(), ""));
+            // A bind volume's files live in its device folder; serve that, not Docker's.
+            let dir = if device.starts_with('/') {
+                device
+            } else {
+                mountpoint
+            };
             if dir.starts_with('/') {
                 dirs.insert(v.clone(), PathBuf::from(dir));
             }
@@ -301,13 +331,19 @@ pub async fn volume_dirs(
     Ok(dirs)
 }
 
-/// `--volume name:mount` for every named volume `proxy.files` serves: the app's containers
-/// write what nginx serves (Django's MEDIA_ROOT).
+/// `--volume <volume or folder>:<mount>` for every `proxy.files` entry with a `mount`: the
+/// app's containers write what nginx serves (Django's MEDIA_ROOT).
 pub fn volume_mounts(t: &Target) -> Vec<(String, String)> {
     t.proxy
         .files
         .iter()
-        .filter_map(|f| Some((f.volume.clone()?, f.mount.clone()?)))
+        .filter_map(|f| {
+            let source = f
+                .volume
+                .clone()
+                .or_else(|| f.dir.as_ref().map(|d| d.display().to_string()))?;
+            Some((source, f.mount.clone()?))
+        })
         .collect()
 }
 

@@ -66,7 +66,10 @@ fn read_frame<R: Read>(r: &mut R) -> io::Result<(u8, Vec<u8>)> {
         n => u64::from(n),
     };
     if len > MAX_PAYLOAD {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "frame too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
     }
     let mut mask = [0u8; 4];
     if masked {
