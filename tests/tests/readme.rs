@@ -234,3 +234,21 @@ fn readme_dry_runs_name_absolute_paths_for_swarm_and_kubernetes() {
         }
     }
 }
+
+/// The README's davit.toml reference is a configuration davit accepts, structured proxy
+/// settings included.
+#[test]
+fn readme_davit_toml_reference_parses() {
+    let text = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let block = text
+        .split("## `davit.toml` reference")
+        .nth(1)
+        .and_then(|s| s.split("```toml").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("README.md has the davit.toml reference");
+    let cfg = davit_config::Config::parse(block, Path::new("README.md"), Path::new("/repo"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let prod = cfg.environment("production").unwrap();
+    assert_eq!(prod.proxy.files.len(), 2);
+    assert_eq!(prod.proxy.websockets, ["/ws/"]);
+}
