@@ -32,6 +32,7 @@ pub fn check(cfg: &Config) -> Vec<String> {
     for (name, env) in &cfg.environments {
         environment(&mut p, name, env);
     }
+    crate::processes::check_tables(cfg, &mut p);
     p
 }
 

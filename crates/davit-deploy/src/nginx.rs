@@ -134,20 +134,27 @@ pub struct LiveSite {
 /// Render the site file that sends traffic to `port` (the color `color` running `release`).
 /// Named volumes of `proxy.files` are served from their folders in `volumes` (see
 /// [`volume_dirs`]); one that is not there yet is left out of the file.
-pub fn site_conf(t: &Target, color: &str, release: &str, version: &str, port: u16) -> String {
-    site_conf_with(t, color, release, version, port, &BTreeMap::new())
+pub fn site_conf(
+    t: &Target,
+    public: u16,
+    color: &str,
+    release: &str,
+    version: &str,
+    port: u16,
+) -> String {
+    site_conf_with(t, public, color, release, version, port, &BTreeMap::new())
 }
 
 /// [`site_conf`] with the host folders of the named volumes it serves.
 pub fn site_conf_with(
     t: &Target,
+    public: u16,
     color: &str,
     release: &str,
     version: &str,
     port: u16,
     volumes: &BTreeMap<String, PathBuf>,
 ) -> String {
-    let ports = t.ports.expect("blue-green target has ports");
     let upstream = format!("davit_{}_{}", t.app, t.environment).replace('-', "_");
     let p = &t.proxy;
     let trusted = !p.trusted_proxies.is_empty();
@@ -261,7 +268,6 @@ pub fn site_conf_with(
          }}\n",
         backend = url_host(&t.bind),
         listen = listen_addr(&p.listen),
-        public = ports.public,
         client_keepalive = p.client_keepalive_secs,
         root = forward(plain, p.read_timeout_secs),
     )

@@ -5,6 +5,7 @@
 
 use super::*;
 use davit_config::Config;
+use davit_core::{Exit, FileBody, Step};
 use davit_exec::Recording;
 use std::path::Path;
 
@@ -58,10 +59,50 @@ fn live(color: &str, version: &str) -> Observed {
             release: format!("r-{version}"),
             version: version.into(),
         }),
-        nginx_running: true,
+        seen: Seen::Proxy {
+            nginx_running: true,
+        },
         image_id: Some("sha256:aaa".into()),
         ..Default::default()
     }
+}
+
+/// The deploy plan, made through the strategy the target picks.
+fn plan(t: &Target, r: &NewRelease, obs: &Observed) -> Plan {
+    strategy::pick(&t.strategy).plan_deploy(t, r, obs)
+}
+
+fn ports(t: &Target) -> target::BluGreenPorts {
+    match &t.strategy {
+        target::StrategySettings::BlueGreen(p) => *p,
+        other => panic!("not blue-green: {other:?}"),
+    }
+}
+
+fn compose_port(t: &Target) -> u16 {
+    match &t.strategy {
+        target::StrategySettings::Compose { port } => *port,
+        other => panic!("not compose: {other:?}"),
+    }
+}
+
+/// A ledger whose live release is `r-{version}`.
+pub(crate) fn ledger_live(version: &str, strategy: &str) -> Vec<ledger::Record> {
+    vec![ledger::Record {
+        id: format!("r-{version}"),
+        event: ledger::Event::Deployed,
+        version: version.into(),
+        image: format!("registry.example.com/acme/shop:{version}"),
+        digest: None,
+        strategy: strategy.into(),
+        color: None,
+        environment: "staging".into(),
+        host: "local".into(),
+        at: "2026-01-01T00:00:00Z".into(),
+        actor: "ci".into(),
+        reason: None,
+        approval: None,
+    }]
 }
 
 fn render(plan: &Plan) -> String {
@@ -73,24 +114,42 @@ fn render(plan: &Plan) -> String {
     text
 }
 
-#[test]
-fn blue_green_first_deploy_pulls_starts_nginx() {
+#[tokio::test]
+async fn blue_green_first_deploy_pulls_starts_nginx() {
+    // The whole plan of the host, as the dry run shows it: the pull is the host's preparation,
+    // then the strategy's steps; the ledger record (timestamped) is checked apart.
     let t = target("", "production");
-    let obs = Observed {
-        needs_pull: true,
+    let exec = Recording::new("local");
+    let obs = observe(&exec, &t, Some(&rel("v1").image)).await.unwrap();
+    assert!(obs.needs_pull);
+    let opts = Options {
+        dry_run: true,
         ..Default::default()
     };
-    insta::assert_snapshot!(render(&bluegreen::plan_deploy(&t, &rel("v1"), &obs)));
+    let d = host::plan_deploy(
+        &exec,
+        &t,
+        "v1",
+        "r-v1",
+        obs,
+        &opts,
+        &davit_exec::runner::Quiet,
+    )
+    .await
+    .unwrap();
+    let (records, steps): (Vec<_>, Vec<_>) =
+        d.plan.steps.iter().cloned().partition(|s| s.best_effort);
+    assert_eq!(records.len(), 2, "the state folder and the record");
+    insta::assert_snapshot!(render(&Plan {
+        title: d.plan.title.clone(),
+        steps,
+    }));
 }
 
 #[test]
 fn blue_green_second_deploy_goes_to_the_idle_color_and_reloads() {
     let t = target("", "production");
-    insta::assert_snapshot!(render(&bluegreen::plan_deploy(
-        &t,
-        &rel("v2"),
-        &live("blue", "v1")
-    )));
+    insta::assert_snapshot!(render(&plan(&t, &rel("v2"), &live("blue", "v1"))));
 }
 
 #[test]
@@ -113,7 +172,7 @@ on = "host"
 "#,
         "production",
     );
-    let plan = bluegreen::plan_deploy(&t, &rel("v3"), &live("green", "v2"));
+    let plan = plan(&t, &rel("v3"), &live("green", "v2"));
     let site = plan
         .steps
         .iter()
@@ -134,6 +193,7 @@ fn blue_green_rollback_switches_back_and_stops_the_bad_color() {
     let obs = live("green", "v3");
     insta::assert_snapshot!(render(&bluegreen::plan_switch_back(
         &t,
+        ports(&t),
         "blue",
         "r-v2",
         "v2",
@@ -146,24 +206,23 @@ fn blue_green_rollback_switches_back_and_stops_the_bad_color() {
 #[test]
 fn compose_first_and_later_deploys() {
     let t = target("", "staging");
-    let obs = Observed::default();
-    let first = compose::plan_deploy(
-        &t,
-        &rel("v1"),
-        &obs,
-        docker::ComposeFlavor::Standalone,
-        None,
-    );
+    let first_obs = Observed {
+        seen: Seen::Compose(Some(docker::ComposeFlavor::Standalone)),
+        ..Default::default()
+    };
+    let first = plan(&t, &rel("v1"), &first_obs);
     insta::assert_snapshot!("compose_first", render(&first));
-    let later = compose::plan_deploy(
-        &t,
-        &rel("v2"),
-        &obs,
-        docker::ComposeFlavor::Plugin,
-        Some("r-v1"),
-    );
+    let later_obs = Observed {
+        seen: Seen::Compose(Some(docker::ComposeFlavor::Plugin)),
+        ledger: ledger_live("v1", "compose"),
+        ..Default::default()
+    };
+    let later = plan(&t, &rel("v2"), &later_obs);
     insta::assert_snapshot!("compose_later", render(&later));
-    insta::assert_snapshot!("compose_file", compose::compose_yaml(&t, &rel("v2")));
+    insta::assert_snapshot!(
+        "compose_file",
+        compose::compose_yaml(&t, compose_port(&t), &rel("v2"))
+    );
 }
 
 #[test]
@@ -172,7 +231,7 @@ fn env_file_holds_the_secret_but_the_plan_does_not() {
     let text = docker::env_file(&t, "r-v1", "v1");
     assert!(text.contains("DATABASE_URL=postgres://u:canary-s3cret@db/shop\n"));
     assert!(text.contains("DAVIT_VERSION=v1\n"));
-    let plan = bluegreen::plan_deploy(&t, &rel("v1"), &Observed::default());
+    let plan = plan(&t, &rel("v1"), &Observed::default());
     let env_step = plan
         .steps
         .iter()
@@ -191,7 +250,7 @@ fn env_file_holds_the_secret_but_the_plan_does_not() {
 #[tokio::test]
 async fn dry_run_observes_and_plans_without_changing_anything() {
     let t = target("", "production");
-    let site = nginx::site_conf(&t, "blue", "r-v1", "v1", 8081);
+    let site = nginx::site_conf(&t, ports(&t).public, "blue", "r-v1", "v1", 8081);
     let exec = Recording::new("local")
         .with_file(t.proxy_dir().join("site.conf"), site)
         .with_output(
@@ -294,4 +353,31 @@ async fn a_missing_secret_stops_a_deploy_before_anything_runs() {
     assert_eq!(e.exit, Exit::BadInput);
     assert!(e.message.contains("DATABASE_URL"), "{e}");
     assert!(exec.log().is_empty(), "{:?}", exec.log());
+}
+
+/// Swarm and Kubernetes through the trait, as the orchestrator plans them.
+#[test]
+fn swarm_and_kubernetes_plans_through_the_strategy() {
+    let swarm = target(
+        "[environments.swarm]\nstrategy = \"swarm\"\n[environments.swarm.swarm]\npublished_port = 8085\n",
+        "swarm",
+    );
+    let obs = Observed {
+        seen: Seen::Swarm(swarm::SwarmState {
+            node_state: "active".into(),
+            manager: true,
+            service: None,
+        }),
+        ..Default::default()
+    };
+    insta::assert_snapshot!("swarm_first", render(&plan(&swarm, &rel("v1"), &obs)));
+    let k8s = target(
+        "[environments.k8s]\nstrategy = \"kubernetes\"\nurl = \"https://shop.example.com\"\n[environments.k8s.kubernetes]\nnamespace = \"shop\"\ndeployment = \"web\"\ncontainer = \"app\"\n",
+        "k8s",
+    );
+    let obs = Observed {
+        ledger: ledger_live("v1", "kubernetes"),
+        ..Default::default()
+    };
+    insta::assert_snapshot!("kubernetes_later", render(&plan(&k8s, &rel("v2"), &obs)));
 }

@@ -8,8 +8,8 @@
 //! is bad" (roll back): a dead nginx is never blamed on the app.
 
 use crate::nginx::{self, Files};
-use crate::target::Target;
-use crate::{Observed, Strategy};
+use crate::observe::{Observed, Seen};
+use crate::target::{StrategySettings, Target};
 use davit_core::{Cmd, Failure};
 use davit_exec::Executor;
 use std::path::Path;
@@ -32,7 +32,7 @@ pub async fn pid_alive(exec: &dyn Executor, pid_file: &Path) -> bool {
 
 /// Is the managed nginx of a blue-green target that has a live release down?
 pub async fn proxy_down(exec: &dyn Executor, t: &Target) -> bool {
-    if t.strategy != Strategy::BlueGreen {
+    if !matches!(t.strategy, StrategySettings::BlueGreen(_)) {
         return false;
     }
     let files = Files::of(t);
@@ -47,7 +47,10 @@ pub async fn revive(
     t: &Target,
     obs: &mut Observed,
 ) -> Result<Option<String>, Failure> {
-    if t.strategy != Strategy::BlueGreen || obs.live.is_none() || obs.nginx_running {
+    let StrategySettings::BlueGreen(ports) = t.strategy else {
+        return Ok(None);
+    };
+    if obs.live.is_none() || obs.seen.nginx_running() {
         return Ok(None);
     }
     let files = Files::of(t);
@@ -69,10 +72,12 @@ pub async fn revive(
         .with_hint(format!(
             "see {} and free the public port {} (another process may hold it); the release itself was not touched",
             files.error_log().display(),
-            t.ports.map(|p| p.public).unwrap_or_default()
+            ports.public
         ))
     })?;
-    obs.nginx_running = true;
+    obs.seen = Seen::Proxy {
+        nginx_running: true,
+    };
     Ok(Some(format!(
         "the proxy was down: the managed nginx of {} was not running; davit started it again (serving {})",
         t.environment,
@@ -89,7 +94,7 @@ pub async fn prepare_host(
     obs: &mut Observed,
     dry_run: bool,
 ) -> Result<Vec<String>, Failure> {
-    if t.strategy != Strategy::BlueGreen {
+    if !matches!(t.strategy, StrategySettings::BlueGreen(_)) {
         return Ok(Vec::new());
     }
     obs.volumes = nginx::volume_dirs(exec, t, !dry_run).await?;

@@ -1,7 +1,8 @@
 //! Walking a plan: steps in order, undo in reverse on failure, events for the timeline.
 
 use crate::{ExecError, Executor, HttpResponse};
-use davit_core::{Plan, Probe, ProbeExpect, Step};
+use async_trait::async_trait;
+use davit_core::{Action, Failure, Plan, Probe, ProbeExpect, Step};
 use std::time::{Duration, Instant};
 
 /// Something worth showing on the timeline.
@@ -47,9 +48,60 @@ impl Observer for Quiet {
 pub struct PlanError {
     pub index: usize,
     pub summary: String,
-    pub cause: String,
+    pub cause: StepError,
+    /// The failed step was a check of the release (a health gate, Swarm keeping the update):
+    /// its failure is a verdict that the release is bad, not a fault of the host.
+    pub verdict: bool,
     /// Undo steps that themselves failed: the host may need attention.
     pub undo_errors: Vec<String>,
+}
+
+/// Why one step failed, by kind, so callers decide on types rather than on message text.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// A host operation failed: a process exited non-zero, timed out, could not start, or a
+    /// file operation failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// A health probe did not pass in time; the message says what it saw last.
+    #[error("{0}")]
+    Probe(String),
+    /// A signal stopped the plan before this step.
+    #[error("cancelled (SIGINT/SIGTERM) before this step; reverting")]
+    Cancelled,
+    /// An [`Action`] refused or failed; the failure says why and what to do.
+    #[error("{}", .0.message)]
+    Action(Failure),
+}
+
+/// How the caller performs the plan's [`Action`] steps (the runner knows commands, files and
+/// probes; pulling with retries or taking a verified backup is the deploy's knowledge).
+#[async_trait]
+pub trait Actions: Send + Sync {
+    async fn run(&self, exec: &dyn Executor, action: &Action) -> Result<(), Failure>;
+}
+
+/// For plans without actions: any action fails.
+pub struct NoActions;
+
+#[async_trait]
+impl Actions for NoActions {
+    async fn run(&self, _exec: &dyn Executor, action: &Action) -> Result<(), Failure> {
+        Err(Failure::infra(format!(
+            "nothing here can perform: {}",
+            action.render()
+        )))
+    }
+}
+
+impl StepError {
+    /// The standard error of a command that exited non-zero.
+    pub fn stderr(&self) -> Option<&str> {
+        match self {
+            StepError::Exec(ExecError::Failed { stderr, .. }) => Some(stderr),
+            _ => None,
+        }
+    }
 }
 
 fn undo_note(errs: &[String]) -> String {
@@ -99,11 +151,25 @@ pub async fn run_plan_cancellable(
     obs: &dyn Observer,
     cancel: &Cancel,
 ) -> Result<(), PlanError> {
+    run_plan_with(exec, plan, obs, cancel, &NoActions)
+        .await
+        .map(|_| ())
+}
+
+/// [`run_plan_cancellable`] with `actions` performing the plan's [`Action`] steps. Returns the
+/// best-effort steps that failed (index from 1, and why); the plan carried on past them.
+pub async fn run_plan_with(
+    exec: &dyn Executor,
+    plan: &Plan,
+    obs: &dyn Observer,
+    cancel: &Cancel,
+    actions: &dyn Actions,
+) -> Result<Vec<(usize, StepError)>, PlanError> {
     let total = plan.steps.len();
+    let mut tolerated = Vec::new();
     for (i, ps) in plan.steps.iter().enumerate() {
         if cancel.is_cancelled() {
-            let cause = "cancelled (SIGINT/SIGTERM) before this step; reverting".to_string();
-            return Err(undo_from(exec, plan, i, cause, obs, true).await);
+            return Err(undo_from(exec, plan, i, StepError::Cancelled, obs, true, actions).await);
         }
         obs.event(&Event::StepStarted {
             index: i + 1,
@@ -111,7 +177,7 @@ pub async fn run_plan_cancellable(
             summary: &ps.summary,
         });
         let started = Instant::now();
-        match run_step(exec, &ps.step).await {
+        match run_step_with(exec, &ps.step, actions).await {
             Ok(()) => obs.event(&Event::StepDone {
                 index: i + 1,
                 summary: &ps.summary,
@@ -121,13 +187,17 @@ pub async fn run_plan_cancellable(
                 obs.event(&Event::StepFailed {
                     index: i + 1,
                     summary: &ps.summary,
-                    error: &cause,
+                    error: &cause.to_string(),
                 });
-                return Err(undo_from(exec, plan, i, cause, obs, false).await);
+                if ps.best_effort {
+                    tolerated.push((i + 1, cause));
+                    continue;
+                }
+                return Err(undo_from(exec, plan, i, cause, obs, false, actions).await);
             }
         }
     }
-    Ok(())
+    Ok(tolerated)
 }
 
 /// Undo steps `..=i` (or `..i` when step i never started) in reverse.
@@ -135,9 +205,10 @@ async fn undo_from(
     exec: &dyn Executor,
     plan: &Plan,
     i: usize,
-    cause: String,
+    cause: StepError,
     obs: &dyn Observer,
     before_step: bool,
+    actions: &dyn Actions,
 ) -> PlanError {
     let done_steps = if before_step {
         &plan.steps[..i]
@@ -145,39 +216,46 @@ async fn undo_from(
         &plan.steps[..=i]
     };
     let mut undo_errors = Vec::new();
-    {
-        {
-            {
-                for done in done_steps.iter().rev() {
-                    if done.undo.is_empty() {
-                        continue;
-                    }
-                    obs.event(&Event::Undoing {
-                        summary: &done.summary,
-                    });
-                    for u in &done.undo {
-                        if let Err(e) = run_step(exec, u).await {
-                            obs.event(&Event::UndoFailed {
-                                summary: &done.summary,
-                                error: &e,
-                            });
-                            undo_errors.push(format!("{}: {e}", done.summary));
-                        }
-                    }
-                }
+    for done in done_steps.iter().rev() {
+        if done.undo.is_empty() {
+            continue;
+        }
+        obs.event(&Event::Undoing {
+            summary: &done.summary,
+        });
+        for u in &done.undo {
+            if let Err(e) = run_step_with(exec, u, actions).await {
+                obs.event(&Event::UndoFailed {
+                    summary: &done.summary,
+                    error: &e.to_string(),
+                });
+                undo_errors.push(format!("{}: {e}", done.summary));
             }
         }
     }
+    let failed = &plan.steps[i];
+    let verdict = !matches!(cause, StepError::Cancelled)
+        && (failed.check || matches!(failed.step, Step::WaitHttp(_)));
     PlanError {
         index: i + 1,
-        summary: plan.steps[i].summary.clone(),
+        summary: failed.summary.clone(),
         cause,
+        verdict,
         undo_errors,
     }
 }
 
-/// Run one step; the error is a human sentence.
-pub async fn run_step(exec: &dyn Executor, step: &Step) -> Result<(), String> {
+/// Run one step (a plan's [`Action`] steps need [`run_step_with`]).
+pub async fn run_step(exec: &dyn Executor, step: &Step) -> Result<(), StepError> {
+    run_step_with(exec, step, &NoActions).await
+}
+
+/// Run one step, with `actions` performing an [`Action`].
+pub async fn run_step_with(
+    exec: &dyn Executor,
+    step: &Step,
+    actions: &dyn Actions,
+) -> Result<(), StepError> {
     let r: Result<(), ExecError> = match step {
         Step::Exec(c) => exec.run_ok(c).await.map(|_| ()),
         Step::ExecIgnoringFailure(c) => match exec.run(c).await {
@@ -192,9 +270,15 @@ pub async fn run_step(exec: &dyn Executor, step: &Step) -> Result<(), String> {
         Step::Copy { from, to } => exec.copy(from, to).await,
         Step::RemoveFile { path } => exec.remove_file(path).await,
         Step::MkDir { path, mode } => exec.mkdir(path, *mode).await,
-        Step::WaitHttp(p) => return wait_http(exec, p).await.map(|_| ()),
+        Step::Action(a) => return actions.run(exec, a).await.map_err(StepError::Action),
+        Step::WaitHttp(p) => {
+            return wait_http(exec, p)
+                .await
+                .map(|_| ())
+                .map_err(StepError::Probe);
+        }
     };
-    r.map_err(|e| e.to_string())
+    r.map_err(StepError::Exec)
 }
 
 /// Whether one response meets the expectation; the error says what differed.
@@ -340,7 +424,8 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.index, 3);
-        assert!(err.cause.contains("boom"), "{}", err.cause);
+        assert_eq!(err.cause.stderr(), Some("boom"));
+        assert!(!err.verdict);
         assert_eq!(
             exec.log(),
             vec![
@@ -351,6 +436,54 @@ mod tests {
                 "run undo 1"
             ]
         );
+    }
+
+    struct Pulls;
+    #[async_trait]
+    impl Actions for Pulls {
+        async fn run(&self, _exec: &dyn Executor, action: &Action) -> Result<(), Failure> {
+            match action {
+                Action::Pull { .. } => Ok(()),
+                Action::Backup { .. } => Err(Failure::bad_input("no backup", "configure it")),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn actions_run_in_order_and_best_effort_failures_carry_on() {
+        let exec = Recording::new("t").with_output(
+            "false",
+            Output {
+                status: 1,
+                ..Default::default()
+            },
+        );
+        let mut plan = Plan::new("t");
+        plan.push(
+            "pull",
+            Step::Action(Action::Pull {
+                image: "a:1".into(),
+            }),
+        );
+        plan.push_best_effort("record", Step::Exec(Cmd::new("false")));
+        plan.push("after", Step::Exec(Cmd::new("true")));
+        let tolerated = run_plan_with(&exec, &plan, &Quiet, &Cancel::new(), &Pulls)
+            .await
+            .unwrap();
+        assert_eq!(tolerated.len(), 1);
+        assert_eq!(tolerated[0].0, 2);
+        assert_eq!(exec.log(), vec!["run false", "run true"]);
+        // A refused action fails the plan with its own failure; without a handler, any fails.
+        let mut plan = Plan::new("t");
+        plan.push("backup", Step::Action(Action::Backup { label: "x".into() }));
+        let e = run_plan_with(&exec, &plan, &Quiet, &Cancel::new(), &Pulls)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e.cause, StepError::Action(f) if f.message == "no backup"),
+            "{e}"
+        );
+        assert!(run_plan(&exec, &plan, &Quiet).await.is_err());
     }
 
     #[test]

@@ -191,18 +191,33 @@ pub fn evaluate(settings: &Settings, outcome: runner::RunOutcome) -> GateReport 
     let tests = if junit_files.is_empty() {
         None
     } else {
-        let mut run = TestRun::new(root);
+        let mut run = TestRun::new(root).merge_reruns(settings.merge_reruns);
         for f in &junit_files {
             run.start_report(&shown(f, root));
             if let Err(e) = junit::parse_file(f, &mut run) {
                 problems.push(e.to_string());
             }
         }
+        // Fail closed: a report that says tests failed fails the gate even when it does not say
+        // which.
+        for m in &run.missing_failures {
+            problems.push(format!("{}: {}", m.report, m.claim));
+        }
+        if run.unmerged_reruns > 0 {
+            notes.push(format!(
+                "{} failing test(s) also passed under the same name in the same report; if these \
+                 are reruns (pytest-rerunfailures, jest retries), set merge-reruns to count a \
+                 test that failed and then passed as flaky",
+                run.unmerged_reruns
+            ));
+        }
         Some(TestSummary {
             totals: run.totals,
             slowest: run.slowest(),
             failures: run.failures,
             failures_omitted: run.failures_omitted,
+            flaky_tests: run.flaky_tests,
+            missing_failures: run.missing_failures,
             reports: run.reports,
         })
     };
