@@ -149,13 +149,20 @@ pub struct Probe {
     pub interval: Duration,
     pub consecutive: u32,
     pub deadline: Duration,
+    /// The `Host` header to send (the name the app answers to); None: the URL's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl Probe {
     pub fn render(&self) -> String {
         let mut s = format!(
-            "GET {} expecting {}",
+            "GET {}{} expecting {}",
             self.url,
+            self.host
+                .as_deref()
+                .map(|h| format!(" (Host: {h})"))
+                .unwrap_or_default(),
             if self.expect.status == 0 {
                 200
             } else {

@@ -23,6 +23,7 @@ pub mod nginx;
 pub mod observe;
 pub mod pull;
 pub mod strategy;
+pub mod supervise;
 pub mod swarm;
 pub mod target;
 

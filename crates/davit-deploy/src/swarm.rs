@@ -567,7 +567,12 @@ published_port = 8080
 {swarm}
 "#
         );
-        let cfg = Config::parse(&text, Path::new("davit.toml"), Path::new("/srv/shop")).unwrap();
+        let cfg = Config::parse(
+            &format!("state_dir = \".davit/state\"\n{text}"),
+            Path::new("davit.toml"),
+            Path::new("/srv/shop"),
+        )
+        .unwrap();
         Target::resolve(&cfg, "production", &|_| {
             Some("postgres://canary-s3cret".into())
         })

@@ -198,6 +198,20 @@ impl Target {
             .unwrap_or_default()
     }
 
+    /// The Host header health probes send: `health.host`, else the host name of the
+    /// environment's `url` (the name users reach and Django's ALLOWED_HOSTS lists), else none
+    /// (the probed address, as before).
+    pub fn probe_host(&self) -> Option<String> {
+        if let Some(h) = &self.health.host {
+            return Some(h.clone());
+        }
+        let url = self.url.as_deref()?;
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        (!host.is_empty()).then(|| host.to_string())
+    }
+
     pub fn health_timing(&self) -> (Duration, Duration, Duration) {
         (
             Duration::from_millis(self.health.interval_ms),

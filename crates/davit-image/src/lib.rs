@@ -11,6 +11,7 @@
 //! ([`docker`]). The pieces that decide (ordering, matching, policy, tags) are pure and tested
 //! without Docker; the pieces that touch Docker are thin.
 
+pub mod context_check;
 pub mod docker;
 pub mod finding;
 pub mod meta;

@@ -405,6 +405,9 @@ pub fn run_cmd(a: &RunArgs, gha: &Gha) -> Result<Exit, Failure> {
             "set `images` (e.g. ghcr.io/org/app)",
         ));
     }
+    if a.archive.is_none() && a.image.is_none() {
+        crate::context_check::check(&a.context, &a.out_dir)?;
+    }
     std::fs::create_dir_all(&a.out_dir)
         .map_err(|e| Failure::infra(format!("cannot create {}: {e}", a.out_dir.display())))?;
 

@@ -20,7 +20,7 @@ use watch::{base_of, watch};
 
 use davit_core::{Exit, Failure, Probe};
 use davit_deploy::fleet::Fleet;
-use davit_deploy::{Options, Target};
+use davit_deploy::{Options, Target, supervise};
 use davit_exec::runner::wait_http;
 use davit_exec::{Executor, Timeline};
 use std::time::{Duration, Instant};
@@ -227,7 +227,11 @@ pub async fn verify(
     timeline: &Timeline,
 ) -> Result<Verdict, Failure> {
     let started = Instant::now();
-    let obs = davit_deploy::observe(exec, t, None).await?;
+    let mut obs = davit_deploy::observe(exec, t, None).await?;
+    // A dead proxy is not the release's fault: start it again first (exit 3 when it cannot be).
+    if let Some(note) = supervise::revive(exec, t, &mut obs).await? {
+        timeline.note(&format!("verify: {note}"));
+    }
     let live_color = obs.live.as_ref().map(|l| l.color.clone());
     let live_version = obs.live_version();
     let version = match (&opts.version, &live_version) {
@@ -265,7 +269,14 @@ pub async fn verify(
     // 1. Health checks: each probe must pass its consecutive successes.
     let checks = probes(t, live_color.as_deref(), &version);
     for (name, p) in &checks {
-        match wait_http(exec, p).await {
+        let mut passed = wait_http(exec, p).await;
+        if passed.is_err() && proxy_recovered(exec, t, timeline, &mut verdict).await {
+            passed = wait_http(exec, p).await;
+        }
+        if verdict.infra_failure {
+            return Ok(verdict);
+        }
+        match passed {
             Ok(passed) => {
                 timeline.note(&format!(
                     "verify: {name} healthy ({} probes)",
@@ -286,7 +297,10 @@ pub async fn verify(
                     detail: why.clone(),
                 });
                 verdict.healthy = false;
-                verdict.reason = Some(format!("health check ({name}) failed: {why}"));
+                verdict.reason = Some(format!(
+                    "health check ({name}) failed: {why}{}",
+                    allowed_hosts_hint(&why)
+                ));
                 break;
             }
         }
@@ -339,6 +353,7 @@ pub async fn verify(
         };
         watch(
             exec,
+            t,
             &checks,
             opts,
             timeline,
@@ -407,6 +422,10 @@ pub async fn verify(
         notify(opts, t, &verdict, timeline).await;
         return Ok(verdict);
     }
+    if verdict.infra_failure {
+        // The proxy is down and would not start: no verdict on the release, no rollback.
+        return Ok(verdict);
+    }
     verdict.detected_after_secs = Some(at(started));
     let reason = verdict.reason.clone().unwrap_or_default();
     timeline.note(&format!("verify: {version} is bad: {reason}"));
@@ -430,6 +449,55 @@ pub async fn verify(
         format!("verify: rolled back to {to} in {secs:.2}s; it answers through the public path")
     };
     after_rollback(rolled, decided, verdict, opts, t, timeline, how).await
+}
+
+/// When a probe failed because the managed nginx is not running, start it again and say so:
+/// true when it was down and runs again (probe again; the release is not to blame). When it
+/// will not start, the verdict becomes an infrastructure failure (exit 3, no rollback: rolling
+/// back a healthy release cannot bring a proxy back).
+pub(crate) async fn proxy_recovered(
+    exec: &dyn Executor,
+    t: &Target,
+    timeline: &Timeline,
+    verdict: &mut Verdict,
+) -> bool {
+    if !supervise::proxy_down(exec, t).await {
+        return false;
+    }
+    let mut obs = match davit_deploy::observe(exec, t, None).await {
+        Ok(o) => o,
+        Err(_) => return false,
+    };
+    obs.seen = davit_deploy::Seen::Proxy {
+        nginx_running: false,
+    };
+    match supervise::revive(exec, t, &mut obs).await {
+        Ok(Some(note)) => {
+            timeline.note(&format!("verify: {note}; not counted against the release"));
+            true
+        }
+        Ok(None) => false,
+        Err(f) => {
+            timeline.note(&format!("verify: {}", f.message));
+            verdict.healthy = false;
+            verdict.infra_failure = true;
+            verdict.reason = Some(format!(
+                "the proxy is down, not the release: {}{}",
+                f.message,
+                f.hint.map(|h| format!(" (hint: {h})")).unwrap_or_default()
+            ));
+            false
+        }
+    }
+}
+
+/// A 400 from the app is almost always Django refusing the probe's Host header.
+fn allowed_hosts_hint(why: &str) -> &'static str {
+    if why.contains("status 400") {
+        " (hint: Django answers 400 when the Host header is not in ALLOWED_HOSTS: list the probe's host there, or set health.host; it defaults to the host of the environment's url)"
+    } else {
+        ""
+    }
 }
 
 /// Where Prometheus scrapes the live release: its own published port.

@@ -1,7 +1,8 @@
 //! The watch window: the public path probed every interval, a run of failures deciding, and
 //! the metric analysis ticked on its own interval beside it.
 
-use crate::{Measurement, Verdict, VerifyOptions};
+use crate::{Measurement, Verdict, VerifyOptions, proxy_recovered};
+use davit_deploy::Target;
 use davit_core::Probe;
 use davit_exec::runner::check_response;
 use davit_exec::{Executor, Timeline};
@@ -9,8 +10,10 @@ use std::time::Instant;
 
 /// The probe loop of the watch window, with the analysis ticked on its own interval. Returns
 /// when the window ends, the probes hit the failure limit, or the analysis decides.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn watch(
     exec: &dyn Executor,
+    t: &Target,
     checks: &[(String, Probe)],
     opts: &VerifyOptions,
     timeline: &Timeline,
@@ -37,10 +40,21 @@ pub(crate) async fn watch(
         .map(|a| watch_start + a.spec().initial_delay);
     let mut streak = 0;
     while watch_start.elapsed() < opts.watch {
-        let result = match exec.http_get(&probe.url, probe.per_try_timeout).await {
+        let result = match exec
+            .http_get_as(&probe.url, probe.host.as_deref(), probe.per_try_timeout)
+            .await
+        {
             Ok(resp) => check_response(&resp, &probe.expect),
             Err(e) => Err(e.to_string()),
         };
+        // A dead managed proxy is started again and not counted against the release.
+        if result.is_err() && proxy_recovered(exec, t, timeline, verdict).await {
+            streak = 0;
+            continue;
+        }
+        if verdict.infra_failure {
+            return;
+        }
         let ok = result.is_ok();
         verdict.measurements.push(Measurement {
             at_secs: started.elapsed().as_secs_f32(),
