@@ -9,9 +9,11 @@
 
 pub mod exit;
 pub mod plan;
+pub mod redact;
 pub mod secret;
+pub mod text;
 pub mod validate;
 
 pub use exit::{Exit, Failure};
-pub use plan::{Arg, Cmd, FileBody, Plan, PlannedStep, Probe, ProbeExpect, Step};
+pub use plan::{Action, Arg, Cmd, FileBody, Plan, PlannedStep, Probe, ProbeExpect, Step};
 pub use secret::Secret;

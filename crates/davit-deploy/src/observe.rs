@@ -25,6 +25,8 @@ pub struct Observed {
     pub ledger: Vec<Record>,
     /// Ledger lines that could not be read (reported as a warning).
     pub torn_ledger_lines: Vec<usize>,
+    /// The ledger ends in a fragment of a line (cut before the next append; reported, T44).
+    pub torn_ledger_tail: bool,
     /// What only the strategy reads (see [`crate::strategy::Strategy::observe`]).
     pub seen: Seen,
 }
@@ -83,16 +85,22 @@ impl Observed {
         }
     }
 
-    /// A warning for ledger lines that could not be read.
+    /// What is wrong with the ledger, said before anything is appended to it (T44).
     pub fn ledger_warnings(&self) -> Vec<String> {
-        if self.torn_ledger_lines.is_empty() {
-            Vec::new()
-        } else {
-            vec![format!(
-                "ledger lines {:?} could not be read and were skipped (torn write?)",
-                self.torn_ledger_lines
-            )]
+        let mut w = Vec::new();
+        let mut unreadable = self.torn_ledger_lines.clone();
+        if self.torn_ledger_tail {
+            unreadable.pop();
+            w.push(
+                "the ledger ends in a torn line (a write cut short by a crash or a full disk): it is not a record and is cut before the next record is appended".to_string(),
+            );
         }
+        if !unreadable.is_empty() {
+            w.push(format!(
+                "ledger lines {unreadable:?} could not be read and were skipped (torn write?)"
+            ));
+        }
+        w
     }
 }
 
@@ -108,9 +116,11 @@ pub async fn observe(
         .await
         .map_err(|e| Failure::infra(e.to_string()))?
     {
-        let (records, torn) = ledger::parse(&String::from_utf8_lossy(&bytes));
+        let text = String::from_utf8_lossy(&bytes);
+        let (records, torn) = ledger::parse(&text);
         obs.ledger = records;
         obs.torn_ledger_lines = torn;
+        obs.torn_ledger_tail = ledger::has_torn_tail(&text);
     }
     crate::strategy::pick(&t.strategy)
         .observe(exec, t, &mut obs)

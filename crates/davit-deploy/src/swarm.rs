@@ -407,12 +407,6 @@ pub fn plan_deploy(t: &Target, s: &Swarm, rel: &NewRelease, obs: &Observed) -> P
         "swarm deploy of {} ({}) to {} ({} replica(s), start-first)",
         rel.version, rel.image, t.environment, s.replicas
     ));
-    if obs.needs_pull {
-        plan.push(
-            format!("pull {}", rel.image),
-            Step::Exec(docker::pull(&rel.image)),
-        );
-    }
     crate::push_env_and_pre_hooks(&mut plan, t, rel, obs);
     plan.push(
         "write the release's stack file",

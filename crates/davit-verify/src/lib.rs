@@ -122,19 +122,21 @@ impl Verdict {
 
     /// The step summary: the decision and every measurement against its expectation.
     pub fn markdown(&self) -> String {
+        // Versions, reasons and probe details are untrusted text: escaped for markdown (T47).
+        use davit_core::text::markdown as md;
         let mut s = format!(
             "## davit verify: {} {}\n\n",
-            self.environment,
+            md(&self.environment),
             if self.healthy {
-                format!("✅ {} is healthy", self.version)
+                format!("✅ {} is healthy", md(&self.version))
             } else {
-                format!("❌ {} failed verification", self.version)
+                format!("❌ {} failed verification", md(&self.version))
             }
         );
         if let Some(r) = &self.reason {
-            s.push_str(&format!("**Reason:** {r}\n\n"));
+            s.push_str(&format!("**Reason:** {}\n\n", md(r)));
         }
-        if let Some(v) = &self.rolled_back_to {
+        if let Some(v) = self.rolled_back_to.as_deref().map(md) {
             s.push_str(&format!(
                 "**Rolled back to {v}** (detected after {:.1}s, restored {:.2}s after the decision)\n\n",
                 self.detected_after_secs.unwrap_or_default(),
@@ -154,9 +156,9 @@ impl Verdict {
             s.push_str(&format!(
                 "| {:.1} | {} | {} | {} |\n",
                 m.at_secs,
-                m.check,
+                md(&m.check),
                 if m.ok { "ok" } else { "FAIL" },
-                m.detail.replace('|', "\\|")
+                md(&m.detail)
             ));
         }
         if let Some(a) = &self.analysis {
