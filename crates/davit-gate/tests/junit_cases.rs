@@ -185,6 +185,8 @@ fn without_merge_reruns_every_attempt_counts() {
     let run = run_xml(RERUN_THEN_PASS, false);
     assert_eq!(counts(&run.totals), (3, 2, 1, 0, 0, 0));
     assert_eq!(run.failures.len(), 1);
+    // The gate notes that these look like reruns.
+    assert_eq!(run.unmerged_reruns, 1);
 }
 
 #[test]
@@ -460,6 +462,11 @@ fn binary_merges_reruns_only_when_asked() {
         out.contains("Flaky") && out.contains("tests.test_api.test_flaky"),
         "{out}"
     );
-    let (o, _) = gate_on(RERUN_THEN_PASS, &[]);
+    let (o, j) = gate_on(RERUN_THEN_PASS, &[]);
     assert_eq!(o.status.code(), Some(1));
+    assert!(
+        j["notes"].to_string().contains("set merge-reruns"),
+        "{}",
+        j["notes"]
+    );
 }
