@@ -365,7 +365,6 @@ fn swarm_and_kubernetes_plans_through_the_strategy() {
         seen: Seen::Swarm(swarm::SwarmState {
             node_state: "active".into(),
             manager: true,
-            ipvs: Some(true),
             service: None,
         }),
         ..Default::default()
