@@ -13,5 +13,7 @@ pub mod secret;
 pub mod validate;
 
 pub use exit::{Exit, Failure};
-pub use plan::{Arg, Cmd, FileBody, Plan, PlannedStep, Probe, ProbeExpect, Step};
+pub use plan::{
+    Arg, Cmd, ContainerReady, FileBody, Plan, PlannedStep, Probe, ProbeExpect, ReadyCheck, Step,
+};
 pub use secret::Secret;

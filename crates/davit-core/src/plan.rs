@@ -183,6 +183,48 @@ impl Probe {
     }
 }
 
+/// How a container that serves no HTTP (a worker, a scheduler) is known to be ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum ReadyCheck {
+    /// Docker reports the container's health check healthy.
+    Healthy,
+    /// This command, run in the container (`docker exec`), exits 0.
+    Command { run: Vec<String> },
+    /// The container is still running, not restarted, this long after it started.
+    UpFor { secs: u64 },
+}
+
+/// Wait for a container to be ready; a container that exits or restarts fails at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerReady {
+    pub container: String,
+    pub check: ReadyCheck,
+    pub interval: Duration,
+    pub deadline: Duration,
+}
+
+impl ContainerReady {
+    pub fn render(&self) -> String {
+        let how = match &self.check {
+            ReadyCheck::Healthy => "its Docker health check says healthy".to_string(),
+            ReadyCheck::Command { run } => format!(
+                "`{}` exits 0 in it",
+                run.iter()
+                    .map(|a| shell_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            ReadyCheck::UpFor { secs } => format!("it has stayed up {secs}s"),
+        };
+        format!(
+            "wait until container {} is ready: {how}; within {}s",
+            self.container,
+            self.deadline.as_secs()
+        )
+    }
+}
+
 /// One typed action on a host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -209,6 +251,8 @@ pub enum Step {
     MkDir { path: PathBuf, mode: u32 },
     /// Wait until an HTTP probe passes `consecutive` times in a row before its deadline.
     WaitHttp(Probe),
+    /// Wait until a non-HTTP container (worker, scheduler, service) is ready.
+    WaitReady(ContainerReady),
 }
 
 impl Step {
@@ -230,6 +274,7 @@ impl Step {
             Step::RemoveFile { path } => format!("remove {}", path.display()),
             Step::MkDir { path, mode } => format!("mkdir -p {} (mode {mode:04o})", path.display()),
             Step::WaitHttp(p) => format!("probe {}", p.render()),
+            Step::WaitReady(r) => r.render(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod kubernetes;
 pub mod ledger;
 pub mod lock;
 pub mod nginx;
+pub mod processes;
 pub mod pull;
 pub mod swarm;
 pub mod target;

@@ -193,6 +193,7 @@ pub async fn run_step(exec: &dyn Executor, step: &Step) -> Result<(), String> {
         Step::RemoveFile { path } => exec.remove_file(path).await,
         Step::MkDir { path, mode } => exec.mkdir(path, *mode).await,
         Step::WaitHttp(p) => return wait_http(exec, p).await.map(|_| ()),
+        Step::WaitReady(r) => return crate::ready::wait_ready(exec, r).await,
     };
     r.map_err(|e| e.to_string())
 }
