@@ -191,7 +191,8 @@ pub enum ReadyCheck {
     Healthy,
     /// This command, run in the container (`docker exec`), exits 0.
     Command { run: Vec<String> },
-    /// The container is still running, not restarted, this long after it started.
+    /// The container is still running, not restarted, this long after it started (and healthy,
+    /// when its image has a health check).
     UpFor { secs: u64 },
 }
 
@@ -215,7 +216,9 @@ impl ContainerReady {
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
-            ReadyCheck::UpFor { secs } => format!("it has stayed up {secs}s"),
+            ReadyCheck::UpFor { secs } => {
+                format!("it has stayed up {secs}s (and is healthy, if it has a health check)")
+            }
         };
         format!(
             "wait until container {} is ready: {how}; within {}s",

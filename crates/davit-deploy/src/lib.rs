@@ -16,6 +16,7 @@ pub mod lock;
 pub mod nginx;
 pub mod processes;
 pub mod pull;
+pub mod services;
 pub mod swarm;
 pub mod target;
 

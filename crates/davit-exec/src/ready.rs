@@ -102,10 +102,17 @@ pub async fn wait_ready(exec: &dyn Executor, r: &ContainerReady) -> Result<(), S
                 }
             }
             ReadyCheck::UpFor { secs } => {
-                if started.elapsed() >= Duration::from_secs(*secs) {
+                // A container whose image has a health check must also pass it: "up" alone
+                // would call a database ready before it accepts connections.
+                let health_ok = matches!(now.health.as_str(), "none" | "healthy");
+                if started.elapsed() >= Duration::from_secs(*secs) && health_ok {
                     return Ok(());
                 }
-                last = format!("up {}s of {secs}s", started.elapsed().as_secs());
+                last = format!(
+                    "up {}s of {secs}s, health {}",
+                    started.elapsed().as_secs(),
+                    now.health
+                );
             }
         }
         if started.elapsed() >= r.deadline {
@@ -206,6 +213,15 @@ mod tests {
             "{:?}",
             rec.log()
         );
+    }
+
+    #[tokio::test]
+    async fn up_for_also_waits_for_an_image_health_check() {
+        let rec = Recording::new("h").with_output("docker inspect", out("true|t0|0|starting\n"));
+        let e = wait_ready(&rec, &wait(ReadyCheck::UpFor { secs: 0 }, 50))
+            .await
+            .unwrap_err();
+        assert!(e.contains("health starting"), "{e}");
     }
 
     #[tokio::test]
