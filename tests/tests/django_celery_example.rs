@@ -121,7 +121,10 @@ fn http(method: &str, url: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
     let o = Command::new("curl").args(&args).output().unwrap();
     let out = o.stdout;
     let split = out.iter().rposition(|&b| b == b'\n').unwrap_or(0);
-    let code = String::from_utf8_lossy(&out[split..]).trim().parse().unwrap_or(0);
+    let code = String::from_utf8_lossy(&out[split..])
+        .trim()
+        .parse()
+        .unwrap_or(0);
     (code, out[..split].to_vec())
 }
 
@@ -166,7 +169,14 @@ fn the_django_celery_example_passes_its_tests_and_runs_web_worker_and_beat() {
     s.run(
         "postgres",
         "postgres",
-        &["-e", "POSTGRES_USER=app", "-e", "POSTGRES_DB=app", "-e", &pg_env],
+        &[
+            "-e",
+            "POSTGRES_USER=app",
+            "-e",
+            "POSTGRES_DB=app",
+            "-e",
+            &pg_env,
+        ],
         pg,
         &[],
     );
@@ -203,8 +213,14 @@ fn the_django_celery_example_passes_its_tests_and_runs_web_worker_and_beat() {
         String::from_utf8_lossy(&t.stderr)
     );
     assert!(t.status.success(), "the example's tests failed:\n{out}");
-    assert!(out.contains("Ran 11 tests") && out.contains("\nOK"), "{out}");
-    assert!(!out.contains("skipped"), "a service test was skipped:\n{out}");
+    assert!(
+        out.contains("Ran 11 tests") && out.contains("\nOK"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("skipped"),
+        "a service test was skipped:\n{out}"
+    );
 
     // The stack: migrate, then web, worker and beat from the one image, media shared.
     let mut args = vec!["run", "--rm", "--network", &net];
@@ -224,14 +240,32 @@ fn the_django_celery_example_passes_its_tests_and_runs_web_worker_and_beat() {
         "worker",
         &worker,
         app,
-        &["celery", "-A", "app", "worker", "-l", "info", "--concurrency", "2"],
+        &[
+            "celery",
+            "-A",
+            "app",
+            "worker",
+            "-l",
+            "info",
+            "--concurrency",
+            "2",
+        ],
     );
     s.run(
         "beat",
         "beat",
         &env,
         app,
-        &["celery", "-A", "app", "beat", "-l", "info", "-s", "/tmp/celerybeat-schedule"],
+        &[
+            "celery",
+            "-A",
+            "app",
+            "beat",
+            "-l",
+            "info",
+            "-s",
+            "/tmp/celerybeat-schedule",
+        ],
     );
     let base = format!("http://127.0.0.1:{port}");
     wait_for("the web's health", || {
@@ -276,7 +310,11 @@ fn the_django_celery_example_passes_its_tests_and_runs_web_worker_and_beat() {
         .map(|t| t["sent_at"].as_f64().unwrap())
         .collect();
     for w in sent.windows(2) {
-        assert!(w[1] - w[0] > 0.5, "two ticks {:.3} s apart: {ticks}", w[1] - w[0]);
+        assert!(
+            w[1] - w[0] > 0.5,
+            "two ticks {:.3} s apart: {ticks}",
+            w[1] - w[0]
+        );
     }
     drop(s);
 }
