@@ -25,6 +25,11 @@ if [ "$profile" = test ]; then
     [sshd]=openssh-server
     [wrk]=wrk
     [busybox]=busybox-static
+    # act runs actions/cache (a node action) on the host; its archives are zstd; the setup test
+    # strips the binaries it packs as a release archive.
+    [node]=nodejs
+    [zstd]=zstd
+    [strip]=binutils
   )
 fi
 

@@ -4,6 +4,7 @@
 //! missing they skip with a reason on a laptop, but with `CI=true` they fail: a CI run that
 //! silently skipped the real-infrastructure tests would prove nothing.
 
+pub mod act;
 pub mod hosts;
 
 use davit_config::Config;

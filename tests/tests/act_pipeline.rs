@@ -2,49 +2,28 @@
 //!
 //! A copy of examples/shop becomes a git repository; act runs its workflow with
 //! `-P ubuntu-latest=-self-hosted`, resolving `davit-dev/davit/actions/*@v1` to this checkout's
-//! actions and the binaries this test run built, with GITHUB_API_URL pointing at the fake GitHub
-//! API (where the test plays the approver). The first run must end with production on the new
-//! version; a second run with a release that breaks after start must end red, rolled back.
+//! actions, with GITHUB_API_URL pointing at the fake GitHub API (where the test plays the
+//! approver). The first run must end with production on the new version; a second run with a
+//! release that breaks after start must end red, rolled back.
+//!
+//! Every job installs davit the way it would on a hosted runner (issue 18): the setup step of each
+//! action restores the binaries with the real actions/cache from act's cache server, or downloads
+//! the release archive (this test run's binaries, packed and served over HTTP, its checksum in the
+//! action copy's checksums.sha256) and saves it. Only the first job of the first run downloads;
+//! every setup step of the second run restores from the cache.
 
 use davit_fake_github::FakeGithub;
+use davit_tests::act::{self, ActionRepo, commit, copy_dir, sh};
 use davit_tests::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn sh(dir: &Path, program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 struct Pipeline {
     _dir: tempfile::TempDir,
     repo: PathBuf,
-    actions: PathBuf,
+    actions: ActionRepo,
     osv: PathBuf,
-    bin_dir: PathBuf,
     app: String,
     public: u16,
 }
@@ -54,10 +33,8 @@ impl Pipeline {
         let dir = tempfile::tempdir().unwrap();
         let root = repo_root();
         // The action repository act resolves `davit-dev/davit@v1` to: only what the actions
-        // need (act copies it), with the binaries this test run built.
-        let actions = dir.path().join("davit");
-        copy_dir(&root.join("actions"), &actions.join("actions"));
-        let bin_dir = bin("davit").parent().unwrap().to_path_buf();
+        // need, released with the binaries this test run built.
+        let actions = ActionRepo::new(dir.path());
         // An offline OSV database (one advisory for a package the image does not have), so the
         // scan really runs and passes.
         let osv = dir.path().join("osv");
@@ -103,7 +80,6 @@ impl Pipeline {
             repo,
             actions,
             osv,
-            bin_dir,
             app,
             public,
         }
@@ -114,13 +90,8 @@ impl Pipeline {
         let mut child = Command::new("act")
             .args(["push", "-P", "ubuntu-latest=-self-hosted", "--pull=false"])
             .args(["-W", ".github/workflows/pipeline.yml"])
-            .arg("--local-repository")
-            .arg(format!("davit-dev/davit@v1={}", self.actions.display()))
             .args(["--env", &format!("GITHUB_API_URL={}", fake.url())])
-            .args([
-                "--env",
-                &format!("DAVIT_SETUP_BIN_DIR={}", self.bin_dir.display()),
-            ])
+            .args(self.actions.act_args(&self._dir.path().join("actcache")))
             .args(["--env", "DAVIT_LOCK_WAIT_SECS=60"])
             .args(["--secret", "GITHUB_TOKEN=ghs_e2eFakeToken"])
             .args([
@@ -178,23 +149,6 @@ impl Drop for Pipeline {
     }
 }
 
-fn commit(repo: &Path, message: &str) {
-    sh(repo, "git", &["add", "-A"]);
-    sh(
-        repo,
-        "git",
-        &[
-            "-c",
-            "user.email=dev@example.com",
-            "-c",
-            "user.name=dev",
-            "commit",
-            "-qm",
-            message,
-        ],
-    );
-}
-
 #[test]
 fn act_runs_the_example_pipeline_green_then_red_with_rollback() {
     if !require_all(&["docker", "nginx", "act", "debootstrap", "python3"]) {
@@ -213,6 +167,21 @@ fn act_runs_the_example_pipeline_green_then_red_with_rollback() {
     let (ok, log) = p.run(&fake);
     assert!(ok, "the pipeline failed:\n{log}");
     block_on(async { assert_eq!(version_at(&public).await, good, "{log}") });
+    // The first job downloads and caches the binaries; the other four restore them.
+    let setups = act::setup_reports(&log);
+    let what: Vec<&str> = setups.iter().map(|(_, w, _)| w.as_str()).collect();
+    assert_eq!(setups.len(), 5, "one setup report per job: {setups:?}");
+    assert_eq!(
+        what[0], "downloaded and verified the release archive",
+        "{setups:?}"
+    );
+    assert!(
+        what[1..]
+            .iter()
+            .all(|w| *w == "restored from the Actions cache"),
+        "{setups:?}"
+    );
+    assert_eq!(p.actions.release.downloads(), 1);
     let deployments = fake.deployments();
     assert!(
         deployments.iter().any(|d| d.environment == "staging")
@@ -241,6 +210,21 @@ fn act_runs_the_example_pipeline_green_then_red_with_rollback() {
     let (ok, log) = p.run(&fake);
     assert!(!ok, "the pipeline with a bad release passed:\n{log}");
     assert!(log.contains("rolling back"), "{log}");
+    // The second run builds and downloads nothing: every setup step restores from the cache.
+    let setups = act::setup_reports(&log);
+    assert_eq!(setups.len(), 5, "one setup report per job: {setups:?}");
+    assert!(
+        setups
+            .iter()
+            .all(|(_, w, _)| w == "restored from the Actions cache"),
+        "{setups:?}"
+    );
+    assert_eq!(
+        p.actions.release.downloads(),
+        1,
+        "the second run downloaded"
+    );
+    eprintln!("setup steps of the second run: {setups:?}");
     block_on(async { assert_eq!(version_at(&public).await, good, "{log}") });
     let ledger = std::fs::read_to_string(
         p._dir

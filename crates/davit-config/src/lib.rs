@@ -8,6 +8,7 @@
 //! `[approval]`, `[scan]`) are kept as raw TOML for the crates that own them.
 
 pub mod compose_file;
+pub mod limits;
 mod model;
 mod processes;
 mod validation;
@@ -29,7 +30,11 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}\nhint: see the davit.toml reference in README.md")]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: {} problem(s):\n{}", .problems.len(), .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    #[error(
+        "cannot use {path} as a configuration: {message}\nhint: pass --config <path to davit.toml>, a regular text file of at most 1 MiB"
+    )]
+    Unreadable { path: PathBuf, message: String },
+    #[error("{path}: {} problem(s):\n{}\nhint: fix each value above (the davit.toml reference is in README.md)", .problems.len(), .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
         path: PathBuf,
         problems: Vec<String>,
@@ -45,10 +50,7 @@ pub enum ConfigError {
 impl Config {
     /// Read, parse and validate a `davit.toml`. Relative paths in it resolve against its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = limits::read_config(path)?;
         let base = path
             .parent()
             .map(Path::to_path_buf)
@@ -60,11 +62,14 @@ impl Config {
     pub fn parse(text: &str, origin: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            // toml quotes the offending line: bounded, or a 10 MB line is echoed whole (T48).
+            message: limits::excerpt(&e.to_string()),
         })?;
         cfg.origin = origin.to_path_buf();
         cfg.base_dir = base_dir.to_path_buf();
-        let problems = validation::check(&cfg);
+        let mut problems = validation::check(&cfg);
+        problems.extend(limits::check(&cfg));
+        let problems: Vec<String> = problems.iter().map(|p| limits::excerpt(p)).collect();
         // `hosts` replaces `host`: the first one is the environment's host, so everything that
         // asks "is this remote?" keeps working.
         for env in cfg.environments.values_mut() {

@@ -9,7 +9,9 @@
 
 pub mod exit;
 pub mod plan;
+pub mod redact;
 pub mod secret;
+pub mod text;
 pub mod validate;
 
 pub use exit::{Exit, Failure};

@@ -288,6 +288,10 @@ pub struct PlannedStep {
     pub summary: String,
     pub step: Step,
     pub undo: Vec<Step>,
+    /// A check of the release (health probes are checks by nature): when it fails, the release
+    /// is rejected (exit 1), rather than the host being at fault (exit 3).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub check: bool,
 }
 
 /// An ordered list of steps for one host.
@@ -310,7 +314,16 @@ impl Plan {
             summary: summary.into(),
             step,
             undo: Vec::new(),
+            check: false,
         });
+        self
+    }
+    /// Add a step that checks the release (see [`PlannedStep::check`]).
+    pub fn push_check(&mut self, summary: impl Into<String>, step: Step) -> &mut Self {
+        self.push(summary, step);
+        if let Some(last) = self.steps.last_mut() {
+            last.check = true;
+        }
         self
     }
     /// Add a step whose effect is reverted by `undo` if any later step fails.
@@ -324,6 +337,7 @@ impl Plan {
             summary: summary.into(),
             step,
             undo,
+            check: false,
         });
         self
     }

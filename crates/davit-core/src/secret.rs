@@ -12,10 +12,16 @@ pub const REDACTED: &str = "[REDACTED]";
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret<T>(T);
 
-impl<T> Secret<T> {
+impl<T: AsRef<str>> Secret<T> {
+    /// Wrap a value; it is registered with the process's redactor ([`crate::redact`]), so text
+    /// davit relays (a hook's error output, a registry's answer) never shows it either.
     pub fn new(value: T) -> Self {
+        crate::redact::register(value.as_ref());
         Secret(value)
     }
+}
+
+impl<T> Secret<T> {
     /// The raw value. Call sites should pass it to stdin, a 0600 file or an env var, never argv.
     pub fn expose(&self) -> &T {
         &self.0
@@ -40,15 +46,15 @@ impl<T> serde::Serialize for Secret<T> {
     }
 }
 
-impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Secret<T> {
+impl<'de, T: serde::Deserialize<'de> + AsRef<str>> serde::Deserialize<'de> for Secret<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        T::deserialize(d).map(Secret)
+        T::deserialize(d).map(Secret::new)
     }
 }
 
 impl From<String> for Secret<String> {
     fn from(s: String) -> Self {
-        Secret(s)
+        Secret::new(s)
     }
 }
 

@@ -4,9 +4,9 @@
 
 use crate::docker;
 use crate::nginx::{self, Files};
-use crate::target::{Target, url_host};
+use crate::target::{BluGreenPorts, Target, url_host};
 use crate::{NewRelease, Observed};
-use davit_core::{Cmd, FileBody, Plan, Probe, ProbeExpect, Step};
+use davit_core::{Cmd, FileBody, Plan, Probe, Step};
 use std::time::Duration;
 
 pub const COLORS: [&str; 2] = ["blue", "green"];
@@ -15,8 +15,7 @@ pub fn other(color: &str) -> &'static str {
     if color == "blue" { "green" } else { "blue" }
 }
 
-pub fn port_of(t: &Target, color: &str) -> u16 {
-    let p = t.ports.expect("blue-green target has ports");
+pub fn port_of(p: BluGreenPorts, color: &str) -> u16 {
     if color == "blue" { p.blue } else { p.green }
 }
 
@@ -25,48 +24,18 @@ pub fn container_name(t: &Target, color: &str) -> String {
 }
 
 /// The probe of one color on its own port: the health gate.
-pub fn direct_probe(t: &Target, color: &str, version: &str) -> Probe {
-    let (interval, per_try, deadline) = t.health_timing();
-    Probe {
-        url: format!(
-            "http://{}:{}{}",
-            url_host(&t.bind),
-            port_of(t, color),
-            t.health.path
-        ),
-        expect: expect(t, version),
-        per_try_timeout: per_try,
-        interval,
-        consecutive: t.health.consecutive,
-        deadline,
-    }
+pub fn direct_probe(t: &Target, p: BluGreenPorts, color: &str, version: &str) -> Probe {
+    let base = format!("http://{}:{}", url_host(&t.bind), port_of(p, color));
+    crate::health::probe(t, &base, version)
 }
 
 /// The probe through nginx: proves the switch took effect for new connections.
-pub fn proxy_probe(t: &Target, version: &str) -> Probe {
-    let (_, per_try, _) = t.health_timing();
+pub fn proxy_probe(t: &Target, p: BluGreenPorts, version: &str) -> Probe {
+    let base = format!("http://{}:{}", url_host(&t.proxy.listen), p.public);
     Probe {
-        url: format!(
-            "http://{}:{}{}",
-            url_host(&t.proxy.listen),
-            t.ports.expect("blue-green target has ports").public,
-            t.health.path
-        ),
-        expect: expect(t, version),
-        per_try_timeout: per_try,
         interval: Duration::from_millis(100),
-        consecutive: t.health.consecutive,
         deadline: Duration::from_secs(15),
-    }
-}
-
-pub fn expect(t: &Target, version: &str) -> ProbeExpect {
-    ProbeExpect {
-        status: u16::try_from(t.health.expect_status).unwrap_or(200),
-        body_contains: t.health.body_contains.clone(),
-        json_field: (!t.health.version_field.is_empty())
-            .then(|| (t.health.version_field.clone(), version.to_string())),
-        header: None,
+        ..crate::health::probe(t, &base, version)
     }
 }
 
@@ -76,7 +45,7 @@ pub fn idle_color(obs: &Observed) -> &'static str {
 }
 
 /// Deploy a new release into the idle color.
-pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
+pub fn plan_deploy(t: &Target, p: BluGreenPorts, rel: &NewRelease, obs: &Observed) -> Plan {
     let color = idle_color(obs);
     let mut plan = Plan::new(format!(
         "blue-green deploy of {} ({}) to {} as {color}",
@@ -85,18 +54,18 @@ pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
     let files = Files::of(t);
     prepare(&mut plan, &files, rel, obs);
     crate::push_env_and_pre_hooks(&mut plan, t, rel, obs);
-    start_color(&mut plan, t, color, rel);
+    start_color(&mut plan, t, p, color, rel);
     plan.push(
         format!("health gate: {color} must answer healthy on its own port"),
-        Step::WaitHttp(direct_probe(t, color, &rel.version)),
+        Step::WaitHttp(direct_probe(t, p, color, &rel.version)),
     );
-    push_switch(&mut plan, t, &files, color, &rel.id, &rel.version, obs);
+    push_switch(&mut plan, t, p, &files, color, &rel.id, &rel.version, obs);
     crate::push_post_hooks(&mut plan, t, rel);
     plan
 }
 
 /// Start (or restart) a color from an image.
-fn start_color(plan: &mut Plan, t: &Target, color: &str, rel: &NewRelease) {
+fn start_color(plan: &mut Plan, t: &Target, p: BluGreenPorts, color: &str, rel: &NewRelease) {
     let name = container_name(t, color);
     plan.push(
         format!("remove what is left in the idle {color} slot"),
@@ -108,14 +77,14 @@ fn start_color(plan: &mut Plan, t: &Target, color: &str, rel: &NewRelease) {
             "start {color} with {} on {}:{}",
             rel.version,
             t.bind,
-            port_of(t, color)
+            port_of(p, color)
         ),
         Step::Exec(docker::run_color(
             t,
             &name,
             &rel.image,
             &crate::env_path(t, &rel.id),
-            port_of(t, color),
+            port_of(p, color),
             &labels,
         )),
         vec![Step::ExecIgnoringFailure(docker::remove(&name))],
@@ -141,9 +110,11 @@ fn prepare(plan: &mut Plan, files: &Files, rel: &NewRelease, obs: &Observed) {
 /// Make `color` live: candidate, `nginx -t`, rename, reload, verify through the proxy.
 /// Every step after the rename has the rename's undo behind it: restore the previous site file
 /// and reload, so a switch that does not verify puts traffic back where it was.
+#[allow(clippy::too_many_arguments)]
 pub fn push_switch(
     plan: &mut Plan,
     t: &Target,
+    p: BluGreenPorts,
     files: &Files,
     color: &str,
     release: &str,
@@ -181,10 +152,11 @@ pub fn push_switch(
             path: files.candidate_site(),
             body: FileBody::Plain(nginx::site_conf(
                 t,
+                p.public,
                 color,
                 release,
                 version,
-                port_of(t, color),
+                port_of(p, color),
             )),
             mode: 0o644,
         },
@@ -218,13 +190,13 @@ pub fn push_switch(
         },
         restore,
     );
-    let apply: Cmd = if obs.nginx_running {
+    let apply: Cmd = if obs.seen.nginx_running() {
         files.reload()
     } else {
         files.start()
     };
     plan.push(
-        if obs.nginx_running {
+        if obs.seen.nginx_running() {
             "reload nginx (graceful: in-flight requests finish on the old color)"
         } else {
             "start nginx"
@@ -233,13 +205,15 @@ pub fn push_switch(
     );
     plan.push(
         format!("verify through the public path that {version} answers"),
-        Step::WaitHttp(proxy_probe(t, version)),
+        Step::WaitHttp(proxy_probe(t, p, version)),
     );
 }
 
 /// Roll back by switching to a color that still runs (or can be started) with the target release.
+#[allow(clippy::too_many_arguments)]
 pub fn plan_switch_back(
     t: &Target,
+    p: BluGreenPorts,
     color: &str,
     release: &str,
     version: &str,
@@ -267,7 +241,7 @@ pub fn plan_switch_back(
     // The kept color was serving until the switch away from it: one good answer (checked at
     // once, then every 100ms) is enough to trust it again, and keeps restore time under a second.
     // A container that was stopped and just started gets the full health gate.
-    let mut gate = direct_probe(t, color, version);
+    let mut gate = direct_probe(t, p, color, version);
     if !start_stopped {
         gate.consecutive = 1;
         gate.interval = Duration::from_millis(100);
@@ -276,7 +250,7 @@ pub fn plan_switch_back(
         format!("health gate: {color} ({version}) must still be healthy"),
         Step::WaitHttp(gate),
     );
-    push_switch(&mut plan, t, &files, color, release, version, obs);
+    push_switch(&mut plan, t, p, &files, color, release, version, obs);
     if let Some(bad) = bad_color {
         plan.push(
             format!("stop the rolled-back {bad} container (kept for its logs)"),
@@ -289,11 +263,12 @@ pub fn plan_switch_back(
 /// Re-create a color from a previous release's image when its container is gone.
 pub fn plan_redeploy(
     t: &Target,
+    p: BluGreenPorts,
     rel: &NewRelease,
     bad_color: Option<&str>,
     obs: &Observed,
 ) -> Plan {
-    let mut plan = plan_deploy(t, rel, obs);
+    let mut plan = plan_deploy(t, p, rel, obs);
     plan.title = format!(
         "blue-green rollback of {} to {} (re-created from its image)",
         t.environment, rel.version

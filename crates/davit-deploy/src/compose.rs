@@ -16,9 +16,8 @@ pub fn compose_file_path(t: &Target, release: &str) -> PathBuf {
 }
 
 /// The compose file for a release. Values are JSON strings, which YAML reads verbatim.
-pub fn compose_yaml(t: &Target, rel: &NewRelease) -> String {
+pub fn compose_yaml(t: &Target, port: u16, rel: &NewRelease) -> String {
     let q = |s: &str| serde_json::to_string(s).expect("strings serialize");
-    let port = t.compose_port.expect("compose target has a port");
     let mut y = format!(
         "# Written by davit for release {id}; kept so a rollback can re-apply it.\n\
          services:\n\
@@ -42,26 +41,15 @@ pub fn compose_yaml(t: &Target, rel: &NewRelease) -> String {
     y
 }
 
-pub fn probe(t: &Target, version: &str) -> Probe {
-    let (interval, per_try, deadline) = t.health_timing();
-    Probe {
-        url: format!(
-            "http://{}:{}{}",
-            url_host(&t.bind),
-            t.compose_port.expect("compose target has a port"),
-            t.health.path
-        ),
-        expect: crate::bluegreen::expect(t, version),
-        per_try_timeout: per_try,
-        interval,
-        consecutive: t.health.consecutive,
-        deadline,
-    }
+/// The health gate on the published port.
+pub fn probe(t: &Target, port: u16, version: &str) -> Probe {
+    crate::health::probe(t, &format!("http://{}:{port}", url_host(&t.bind)), version)
 }
 
 /// `previous`: the live release's id, whose compose file is re-applied if this one fails.
 pub fn plan_deploy(
     t: &Target,
+    port: u16,
     rel: &NewRelease,
     obs: &Observed,
     flavor: ComposeFlavor,
@@ -83,7 +71,7 @@ pub fn plan_deploy(
         "write the release's compose file",
         Step::WriteFile {
             path: file.clone(),
-            body: FileBody::Plain(compose_yaml(t, rel)),
+            body: FileBody::Plain(compose_yaml(t, port, rel)),
             mode: 0o644,
         },
     );
@@ -114,14 +102,14 @@ pub fn plan_deploy(
     );
     plan.push(
         format!("health gate: {} must answer healthy", rel.version),
-        Step::WaitHttp(probe(t, &rel.version)),
+        Step::WaitHttp(probe(t, port, &rel.version)),
     );
     crate::push_post_hooks(&mut plan, t, rel);
     plan
 }
 
 /// Re-apply a previous release's compose file.
-pub fn plan_rollback(t: &Target, to: &NewRelease, flavor: ComposeFlavor) -> Plan {
+pub fn plan_rollback(t: &Target, port: u16, to: &NewRelease, flavor: ComposeFlavor) -> Plan {
     let mut plan = Plan::new(format!(
         "compose rollback of {} to {}",
         t.environment, to.version
@@ -138,7 +126,7 @@ pub fn plan_rollback(t: &Target, to: &NewRelease, flavor: ComposeFlavor) -> Plan
     );
     plan.push(
         format!("health gate: {} must answer healthy", to.version),
-        Step::WaitHttp(probe(t, &to.version)),
+        Step::WaitHttp(probe(t, port, &to.version)),
     );
     plan
 }

@@ -1,4 +1,5 @@
-//! Several hosts serving one environment (`hosts = [...]`): converge on all of them or on none.
+//! The one orchestrator of deploys and rollbacks, for one host or several (`hosts = [...]`):
+//! converge on all of them or on none. A single host is a fleet of one, through the same path.
 //!
 //! Teams outgrowing one server put two or three behind a load balancer and deploy the same
 //! release to each. The danger is the half-done deploy: host 1 on the new version, host 2 still
@@ -12,11 +13,18 @@
 //!
 //! The backup and the hooks run once per deploy, on the first host, as part of its deploy:
 //! migrations change one shared database, and running them per host would run them N times.
+//!
+//! Each host is observed once per run, before anything changes; that observation is what its
+//! plan is made from, and every host is prepared and planned (image pulled, tools checked)
+//! before the first one changes. A host is looked at again only after it changed, to report
+//! what is rather than what should be.
 
+use crate::host;
 use crate::ledger;
 use crate::lock::{self, Lock};
+use crate::observe::{Observed, observe};
 use crate::target::{self, Target};
-use crate::{Options, Report, deploy_unlocked, observe, rollback_unlocked};
+use crate::{Options, Report};
 use davit_core::{Exit, Failure};
 use davit_exec::{Executor, Observer};
 use std::fmt::Write as _;
@@ -153,6 +161,72 @@ impl Fleet {
         &self.members[0]
     }
 
+    /// The hosts, borrowed for one operation.
+    pub fn hosts(&self) -> Hosts<'_> {
+        Hosts {
+            hosts: self
+                .members
+                .iter()
+                .map(|m| Host {
+                    exec: &*m.exec,
+                    target: &m.target,
+                })
+                .collect(),
+        }
+    }
+
+    /// Deploy `version` to every host, or to none: see the module documentation.
+    pub async fn deploy(
+        &self,
+        version: &str,
+        opts: &Options,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Report>, Failure> {
+        self.hosts().deploy(version, opts, observer).await
+    }
+
+    /// Roll every host back to one version: see [`Hosts::rollback`].
+    pub async fn rollback(
+        &self,
+        to_version: Option<&str>,
+        reason: &str,
+        opts: &Options,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Report>, Failure> {
+        self.hosts()
+            .rollback(to_version, reason, opts, observer)
+            .await
+    }
+}
+
+/// One host of an operation: how to reach it and the environment acting on it.
+#[derive(Clone, Copy)]
+pub struct Host<'a> {
+    pub exec: &'a dyn Executor,
+    pub target: &'a Target,
+}
+
+/// The hosts an operation acts on, in order: one, or every host of the environment.
+pub struct Hosts<'a> {
+    hosts: Vec<Host<'a>>,
+}
+
+impl<'a> Hosts<'a> {
+    /// A fleet of one.
+    pub fn one(exec: &'a dyn Executor, target: &'a Target) -> Hosts<'a> {
+        Hosts {
+            hosts: vec![Host { exec, target }],
+        }
+    }
+
+    fn many(&self) -> bool {
+        self.hosts.len() > 1
+    }
+
+    fn first(&self) -> &Host<'a> {
+        &self.hosts[0]
+    }
+
     /// Take the deploy lock on every host, in order. When one is held, the ones taken are
     /// released and the error names the holder (the lock module's message).
     async fn lock_all(
@@ -162,11 +236,11 @@ impl Fleet {
         opts: &Options,
     ) -> Result<Vec<Lock>, Failure> {
         let mut locks = Vec::new();
-        for m in &self.members {
-            match lock::acquire(&*m.exec, &m.target, operation, version, &opts.lock).await {
+        for h in &self.hosts {
+            match lock::acquire(h.exec, h.target, operation, version, &opts.lock).await {
                 Ok(l) => locks.push(l),
                 Err(e) => {
-                    let mut e = self.on_host(m, e);
+                    let mut e = self.on_host(h, e);
                     for w in self.release_all(locks).await {
                         e.message.push('\n');
                         e.message.push_str(&w);
@@ -180,15 +254,15 @@ impl Fleet {
 
     async fn release_all(&self, locks: Vec<Lock>) -> Vec<String> {
         let mut warnings = Vec::new();
-        for (m, l) in self.members.iter().zip(locks) {
-            let on = self.label(m);
-            if let Some(h) = &l.freed_stale {
-                warnings.push(format!("{on}{}", h.freed_note()));
+        for (h, l) in self.hosts.iter().zip(locks) {
+            let on = self.label(h);
+            if let Some(stale) = &l.freed_stale {
+                warnings.push(format!("{on}{}", stale.freed_note()));
             }
-            if let Err(e) = l.release(&*m.exec, &m.target).await {
+            if let Err(e) = l.release(h.exec, h.target).await {
                 warnings.push(format!(
                     "{on}could not release the deploy lock ({e}); once the host answers again, the next run from this machine frees it (from elsewhere: davit lock release {})",
-                    m.target.environment
+                    h.target.environment
                 ));
             }
         }
@@ -196,25 +270,36 @@ impl Fleet {
     }
 
     /// `web-2: ` when there are several hosts, else nothing.
-    fn label(&self, m: &Member) -> String {
-        if self.members.len() > 1 {
-            format!("{}: ", m.target.host)
+    fn label(&self, h: &Host<'_>) -> String {
+        if self.many() {
+            format!("{}: ", h.target.host)
         } else {
             String::new()
         }
     }
 
     /// Prefix a host's error with its name when there are several hosts.
-    fn on_host(&self, m: &Member, mut e: Failure) -> Failure {
-        e.message = format!("{}{}", self.label(m), e.message);
+    fn on_host(&self, h: &Host<'_>, mut e: Failure) -> Failure {
+        e.message = format!("{}{}", self.label(h), e.message);
         e
     }
 
-    /// The version each host serves now (from its ledger and live site).
-    async fn serving(&self) -> Result<Vec<Option<String>>, Failure> {
+    /// A line in the timeline about which host comes next; a single host needs none.
+    fn note(&self, observer: &dyn Observer, text: &str) {
+        if self.many() {
+            note(observer, text);
+        }
+    }
+
+    /// Observe every host once (with `image`, the image about to be deployed).
+    async fn observe_all(&self, image: Option<&str>) -> Result<Vec<Observed>, Failure> {
         let mut out = Vec::new();
-        for m in &self.members {
-            out.push(serving_on(m).await.map_err(|e| self.on_host(m, e))?);
+        for h in &self.hosts {
+            out.push(
+                observe(h.exec, h.target, image)
+                    .await
+                    .map_err(|e| self.on_host(h, e))?,
+            );
         }
         Ok(out)
     }
@@ -222,8 +307,8 @@ impl Fleet {
     /// After a failure: look at every host again, so the report says what is, not what should
     /// be. A host that does not answer becomes unchecked, never assumed.
     async fn recheck(&self, states: &mut [HostState], before: &[Option<String>]) {
-        for (i, m) in self.members.iter().enumerate() {
-            let now = serving_on(m).await;
+        for (i, h) in self.hosts.iter().enumerate() {
+            let now = serving_on(h).await;
             let st = &mut states[i];
             match (now, &mut *st) {
                 (
@@ -267,37 +352,36 @@ impl Fleet {
         opts: &Options,
         observer: &dyn Observer,
     ) -> Result<Vec<Report>, Failure> {
-        if self.members.len() == 1 {
-            let m = self.first();
-            return crate::deploy(&*m.exec, &m.target, version, opts, observer)
-                .await
-                .map(|r| vec![r]);
-        }
         crate::check_version(version)?;
         self.first().target.require_secrets()?;
         // One release id on every host, so the ledgers and the GitHub record agree.
-        let opts = Options {
-            release_id: Some(
-                opts.release_id
-                    .clone()
-                    .unwrap_or_else(|| ledger::new_release_id(version)),
-            ),
-            ..opts.clone()
-        };
+        let release_id = opts
+            .release_id
+            .clone()
+            .unwrap_or_else(|| ledger::new_release_id(version));
         if opts.dry_run {
+            let image = self.first().target.image_for(version);
             let mut reports = Vec::new();
-            for (i, m) in self.members.iter().enumerate() {
-                let mt = host_share(&m.target, i);
-                reports.push(deploy_unlocked(&*m.exec, &mt, version, &opts, observer).await?);
+            for (i, h) in self.hosts.iter().enumerate() {
+                let mt = host_share(h.target, i);
+                let obs = observe(h.exec, &mt, Some(&image)).await?;
+                let d = host::plan_deploy(h.exec, &mt, version, &release_id, obs, true).await?;
+                reports.push(Report {
+                    plan: d.plan,
+                    record: None,
+                    warnings: d.warnings,
+                });
             }
             return Ok(reports);
         }
         let locks = if opts.lock_held {
             Vec::new()
         } else {
-            self.lock_all("deploy", version, &opts).await?
+            self.lock_all("deploy", version, opts).await?
         };
-        let result = self.deploy_locked(version, &opts, observer).await;
+        let result = self
+            .deploy_locked(version, &release_id, opts, observer)
+            .await;
         let warnings = self.release_all(locks).await;
         with_warnings(result, warnings)
     }
@@ -305,19 +389,22 @@ impl Fleet {
     async fn deploy_locked(
         &self,
         version: &str,
+        release_id: &str,
         opts: &Options,
         observer: &dyn Observer,
     ) -> Result<Vec<Report>, Failure> {
-        let before = self.serving().await?;
+        let image = self.first().target.image_for(version);
+        let observed = self.observe_all(Some(&image)).await?;
+        let before: Vec<Option<String>> = observed.iter().map(Observed::live_version).collect();
         if before.iter().any(|v| v != &before[0]) {
             note(
                 observer,
                 &format!(
                     "hosts serve different versions before this deploy: {}",
-                    self.members
+                    self.hosts
                         .iter()
                         .zip(&before)
-                        .map(|(m, v)| format!("{}={}", m.target.host, v.as_deref().unwrap_or("-")))
+                        .map(|(h, v)| format!("{}={}", h.target.host, v.as_deref().unwrap_or("-")))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -329,26 +416,32 @@ impl Fleet {
             .collect();
         // Every host must be able to take the release (image pulled, tools present) before
         // the first host migrates the database and switches.
-        for m in &self.members {
-            note(
+        let mut planned = Vec::new();
+        for (i, (h, obs)) in self.hosts.iter().zip(observed).enumerate() {
+            self.note(
                 observer,
-                &format!("{}: checking it can take {version}", m.target.host),
+                &format!("{}: checking it can take {version}", h.target.host),
             );
-            if let Err(e) = crate::prepare(&*m.exec, &m.target, version).await {
-                return Err(Failure::new(
-                    e.exit,
-                    format!(
-                        "{}: {}; no host was changed:\n{}",
-                        m.target.host,
-                        e.message,
-                        describe_states(&self.named(&states)).trim_end()
-                    ),
-                )
-                .with_hint(e.hint.unwrap_or_default()));
+            let mt = host_share(h.target, i);
+            match host::plan_deploy(h.exec, &mt, version, release_id, obs, false).await {
+                Ok(d) => planned.push((mt, d)),
+                Err(e) if !self.many() => return Err(e),
+                Err(e) => {
+                    return Err(Failure::new(
+                        e.exit,
+                        format!(
+                            "{}: {}; no host was changed:\n{}",
+                            h.target.host,
+                            e.message,
+                            describe_states(&self.named(&states)).trim_end()
+                        ),
+                    )
+                    .with_hint(e.hint.unwrap_or_default()));
+                }
             }
         }
         let mut reports = Vec::new();
-        for (i, m) in self.members.iter().enumerate() {
+        for (i, (h, (mt, d))) in self.hosts.iter().zip(planned).enumerate() {
             if i > 0 && opts.cancel.is_cancelled() {
                 let cause = Failure::infra("a signal stopped the deploy");
                 let reason = format!("deploy of {version} cancelled; converging back");
@@ -361,22 +454,23 @@ impl Fleet {
                     .converge_back(version, i, cause, &reason, states, &before, observer)
                     .await);
             }
-            note(
+            self.note(
                 observer,
-                &format!("host {}/{}: {}", i + 1, self.members.len(), m.target.host),
+                &format!("host {}/{}: {}", i + 1, self.hosts.len(), h.target.host),
             );
-            let mt = host_share(&m.target, i);
-            match deploy_unlocked(&*m.exec, &mt, version, opts, observer).await {
+            match host::run_deploy(h.exec, &mt, d, opts, observer).await {
                 Ok(r) => {
                     states[i] = HostState::Deployed {
                         version: version.to_string(),
                     };
                     reports.push(r);
                 }
+                // With no other host there is nothing to converge: the host's error is the report.
+                Err(e) if !self.many() => return Err(e),
                 Err(e) => {
                     let reason = format!(
                         "deploy of {version} failed on {}; converging back",
-                        m.target.host
+                        h.target.host
                     );
                     states[i] = HostState::Failed {
                         error: e.message.clone(),
@@ -414,7 +508,8 @@ impl Fleet {
         self.not_converged(version, failed, cause, &states)
     }
 
-    /// Put host `j` back on `previous` after a later host failed.
+    /// Put host `j` back on `previous` after a later host failed. Its lock is already held,
+    /// and it changed since it was observed, so it is observed again.
     async fn revert(
         &self,
         j: usize,
@@ -423,7 +518,7 @@ impl Fleet {
         reason: &str,
         observer: &dyn Observer,
     ) -> HostState {
-        let m = &self.members[j];
+        let h = &self.hosts[j];
         let Some(previous) = previous else {
             return HostState::StillOnNew {
                 version: version.to_string(),
@@ -432,14 +527,14 @@ impl Fleet {
         };
         note(
             observer,
-            &format!("{}: rolling back to {previous}", m.target.host),
+            &format!("{}: rolling back to {previous}", h.target.host),
         );
         let opts = Options {
             lock_held: true,
             ..Default::default()
         };
-        let mt = host_share(&m.target, j);
-        match rollback_unlocked(&*m.exec, &mt, Some(previous), reason, &opts, observer).await {
+        let mt = host_share(h.target, j);
+        match rollback_host(h.exec, &mt, Some(previous), reason, &opts, observer, None).await {
             Ok(_) => HostState::RolledBack {
                 to: previous.to_string(),
             },
@@ -459,7 +554,7 @@ impl Fleet {
     ) -> Failure {
         let named = self.named(states);
         let env = &self.first().target.environment;
-        let failed_host = &self.members[failed].target.host;
+        let failed_host = &self.hosts[failed].target.host;
         let mixed = states.iter().any(HostState::mixed);
         let unchecked = states.iter().any(|s| {
             matches!(
@@ -510,15 +605,16 @@ impl Fleet {
 
     /// `(host, state)` pairs for the report.
     fn named(&self, states: &[HostState]) -> Vec<(String, HostState)> {
-        self.members
+        self.hosts
             .iter()
-            .map(|m| m.target.host.clone())
+            .map(|h| h.target.host.clone())
             .zip(states.iter().cloned())
             .collect()
     }
 
     /// Roll every host back to one version: `to_version`, or the release the first host would
     /// go back to, so the fleet converges on one version even when the hosts' ledgers differ.
+    /// A single host goes back to its own previous good release.
     pub async fn rollback(
         &self,
         to_version: Option<&str>,
@@ -526,12 +622,6 @@ impl Fleet {
         opts: &Options,
         observer: &dyn Observer,
     ) -> Result<Vec<Report>, Failure> {
-        if self.members.len() == 1 {
-            let m = self.first();
-            return crate::rollback(&*m.exec, &m.target, to_version, reason, opts, observer)
-                .await
-                .map(|r| vec![r]);
-        }
         let locks = if opts.dry_run || opts.lock_held {
             Vec::new()
         } else {
@@ -552,11 +642,19 @@ impl Fleet {
         opts: &Options,
         observer: &dyn Observer,
     ) -> Result<Vec<Report>, Failure> {
+        let observed = self.observe_all(None).await?;
+        if !self.many() {
+            let h = self.first();
+            let obs = observed.into_iter().next();
+            return rollback_host(h.exec, h.target, to_version, reason, opts, observer, obs)
+                .await
+                .map(|r| vec![r]);
+        }
         let version = match to_version {
             Some(v) => v.to_string(),
             None => {
-                let m = self.first();
-                let obs = observe(&*m.exec, &m.target, None).await?;
+                let h = self.first();
+                let obs = &observed[0];
                 let live = obs.live_release();
                 ledger::rollback_target(&obs.ledger, live.as_deref(), None)
                     .map(|r| r.version.clone())
@@ -564,7 +662,7 @@ impl Fleet {
                         Failure::bad_input(
                             format!(
                                 "no previous good release in the {} ledger of {} to roll back to",
-                                m.target.environment, m.target.host
+                                h.target.environment, h.target.host
                             ),
                             "see `davit releases` for what was deployed, then deploy the version you want",
                         )
@@ -580,27 +678,37 @@ impl Fleet {
         let mut failure: Option<Failure> = None;
         // Every host is attempted: a rollback is the way out, so one host failing must not
         // leave the others on the release being rolled back.
-        for (i, m) in self.members.iter().enumerate() {
+        for (i, (h, obs)) in self.hosts.iter().zip(observed).enumerate() {
             // A host already on the target (an earlier, partly failed rollback) is done.
-            if let Ok(Some(v)) = serving_on(m).await
+            if let Some(v) = obs.live_version()
                 && v == version
             {
                 note(
                     observer,
-                    &format!("{}: already serving {version}", m.target.host),
+                    &format!("{}: already serving {version}", h.target.host),
                 );
-                states.push((m.target.host.clone(), HostState::RolledBack { to: v }));
+                states.push((h.target.host.clone(), HostState::RolledBack { to: v }));
                 continue;
             }
             note(
                 observer,
-                &format!("{}: rolling back to {version}", m.target.host),
+                &format!("{}: rolling back to {version}", h.target.host),
             );
-            let mt = host_share(&m.target, i);
-            match rollback_unlocked(&*m.exec, &mt, Some(&version), reason, &inner, observer).await {
+            let mt = host_share(h.target, i);
+            match rollback_host(
+                h.exec,
+                &mt,
+                Some(&version),
+                reason,
+                &inner,
+                observer,
+                Some(obs),
+            )
+            .await
+            {
                 Ok(r) => {
                     states.push((
-                        m.target.host.clone(),
+                        h.target.host.clone(),
                         HostState::RolledBack {
                             to: version.clone(),
                         },
@@ -608,9 +716,9 @@ impl Fleet {
                     reports.push(r);
                 }
                 Err(e) => {
-                    let now = serving_on(m).await;
+                    let now = serving_on(h).await;
                     states.push((
-                        m.target.host.clone(),
+                        h.target.host.clone(),
                         HostState::Failed {
                             error: e.message.clone(),
                             checked: now.is_ok(),
@@ -640,9 +748,35 @@ impl Fleet {
     }
 }
 
+/// One host's rollback, its lock already held: plan from `obs` (observed now when None) and,
+/// unless this is a dry run, run it.
+async fn rollback_host(
+    exec: &dyn Executor,
+    t: &Target,
+    to_version: Option<&str>,
+    reason: &str,
+    opts: &Options,
+    observer: &dyn Observer,
+    obs: Option<Observed>,
+) -> Result<Report, Failure> {
+    let obs = match obs {
+        Some(o) => o,
+        None => observe(exec, t, None).await?,
+    };
+    let r = host::plan_rollback(exec, t, to_version, &obs, opts.dry_run).await?;
+    if opts.dry_run {
+        return Ok(Report {
+            plan: r.plan,
+            record: None,
+            warnings: r.warnings,
+        });
+    }
+    host::run_rollback(exec, t, r, reason, opts, observer).await
+}
+
 /// The version a host serves now (from its live site and ledger).
-async fn serving_on(m: &Member) -> Result<Option<String>, Failure> {
-    Ok(observe(&*m.exec, &m.target, None).await?.live_version())
+async fn serving_on(h: &Host<'_>) -> Result<Option<String>, Failure> {
+    Ok(observe(h.exec, h.target, None).await?.live_version())
 }
 
 /// Lock warnings go with the reports on success, and into the error on failure: a lock left

@@ -14,19 +14,13 @@
 
 use crate::target::Target;
 use crate::{NewRelease, Observed};
+use davit_config::Kubernetes;
 use davit_core::{Cmd, Plan, Probe, Step};
 use std::time::Duration;
 
-fn settings(t: &Target) -> &davit_config::Kubernetes {
-    t.kubernetes
-        .as_ref()
-        .expect("a kubernetes target has [kubernetes] settings (validated with the config)")
-}
-
 /// `kubectl [--context C] --namespace NS`: every command names both, so a changed current
 /// context on the runner can never point a deploy at the wrong cluster or namespace silently.
-fn kubectl(t: &Target) -> Cmd {
-    let k = settings(t);
+fn kubectl(k: &Kubernetes) -> Cmd {
     let mut c = Cmd::new("kubectl");
     if let Some(ctx) = &k.context {
         c = c.arg("--context").arg(ctx.clone());
@@ -34,16 +28,16 @@ fn kubectl(t: &Target) -> Cmd {
     c.arg("--namespace").arg(k.namespace.clone())
 }
 
-fn deployment(t: &Target) -> String {
-    format!("deployment/{}", settings(t).deployment)
+fn deployment(k: &Kubernetes) -> String {
+    format!("deployment/{}", k.deployment)
 }
 
 /// Annotate the Deployment with a release. Done before the image changes, so the ReplicaSet the
 /// change creates carries `kubernetes.io/change-cause` in `kubectl rollout history`.
-fn annotate(t: &Target, release: &str, version: &str, why: &str) -> Cmd {
-    kubectl(t)
+fn annotate(k: &Kubernetes, release: &str, version: &str, why: &str) -> Cmd {
+    kubectl(k)
         .args(["annotate", "--overwrite"])
-        .arg(deployment(t))
+        .arg(deployment(k))
         .arg(format!("davit.dev/release={release}"))
         .arg(format!("davit.dev/version={version}"))
         .arg(format!(
@@ -52,34 +46,34 @@ fn annotate(t: &Target, release: &str, version: &str, why: &str) -> Cmd {
         .timeout(Duration::from_secs(60))
 }
 
-fn set_image(t: &Target, image: &str) -> Cmd {
-    kubectl(t)
+fn set_image(k: &Kubernetes, image: &str) -> Cmd {
+    kubectl(k)
         .args(["set", "image"])
-        .arg(deployment(t))
-        .arg(format!("{}={image}", settings(t).container))
+        .arg(deployment(k))
+        .arg(format!("{}={image}", k.container))
         .timeout(Duration::from_secs(60))
 }
 
 /// Waits for the rollout with kubectl's own deadline; the process timeout is a backstop a
 /// little longer, so kubectl gets to say why it gave up.
-fn rollout_status(t: &Target) -> Cmd {
-    let secs = settings(t).rollout_timeout_secs;
-    kubectl(t)
+fn rollout_status(k: &Kubernetes) -> Cmd {
+    let secs = k.rollout_timeout_secs;
+    kubectl(k)
         .args(["rollout", "status"])
-        .arg(deployment(t))
+        .arg(deployment(k))
         .arg(format!("--timeout={secs}s"))
         .timeout(Duration::from_secs(secs + 30))
 }
 
-fn rollout_undo(t: &Target) -> Vec<Step> {
+fn rollout_undo(k: &Kubernetes) -> Vec<Step> {
     vec![
         Step::Exec(
-            kubectl(t)
+            kubectl(k)
                 .args(["rollout", "undo"])
-                .arg(deployment(t))
+                .arg(deployment(k))
                 .timeout(Duration::from_secs(60)),
         ),
-        Step::Exec(rollout_status(t)),
+        Step::Exec(rollout_status(k)),
     ]
 }
 
@@ -87,64 +81,61 @@ fn rollout_undo(t: &Target) -> Vec<Step> {
 /// davit could derive (Services, Ingresses and their hosts are the cluster's business).
 pub fn probe(t: &Target, version: &str) -> Option<Probe> {
     let url = t.url.as_ref()?;
-    let (interval, per_try, deadline) = t.health_timing();
-    Some(Probe {
-        url: format!("{}{}", url.trim_end_matches('/'), t.health.path),
-        expect: crate::bluegreen::expect(t, version),
-        per_try_timeout: per_try,
-        interval,
-        consecutive: t.health.consecutive,
-        deadline,
-    })
+    Some(crate::health::probe(t, url.trim_end_matches('/'), version))
 }
 
 /// Set the release's image, wait for the rollout, probe the URL; undo the rollout on failure.
-pub fn plan_deploy(t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
-    let k = settings(t);
+pub fn plan_deploy(t: &Target, k: &Kubernetes, rel: &NewRelease, obs: &Observed) -> Plan {
     let mut plan = Plan::new(format!(
         "kubernetes deploy of {} ({}) to {} (deployment/{} in {})",
         rel.version, rel.image, t.environment, k.deployment, k.namespace
     ));
     crate::push_env_and_pre_hooks(&mut plan, t, rel, obs);
-    push_rollout(&mut plan, t, rel, obs, "deploy");
+    push_rollout(&mut plan, t, k, rel, obs, "deploy");
     crate::push_post_hooks(&mut plan, t, rel);
     plan
 }
 
 /// Roll back to a recorded release by setting its image again: an ordinary, watched rollout,
 /// which works for any release in the ledger (not only the last ReplicaSet, as `rollout undo`).
-pub fn plan_rollback(t: &Target, to: &NewRelease, obs: &Observed) -> Plan {
-    let k = settings(t);
+pub fn plan_rollback(t: &Target, k: &Kubernetes, to: &NewRelease, obs: &Observed) -> Plan {
     let mut plan = Plan::new(format!(
         "kubernetes rollback of {} to {} (deployment/{} in {})",
         t.environment, to.version, k.deployment, k.namespace
     ));
-    push_rollout(&mut plan, t, to, obs, "rollback to");
+    push_rollout(&mut plan, t, k, to, obs, "rollback to");
     plan
 }
 
-fn push_rollout(plan: &mut Plan, t: &Target, rel: &NewRelease, obs: &Observed, why: &str) {
+fn push_rollout(
+    plan: &mut Plan,
+    t: &Target,
+    k: &Kubernetes,
+    rel: &NewRelease,
+    obs: &Observed,
+    why: &str,
+) {
     // If the rollout is undone, the annotation goes back to what is live again.
     let previous = crate::ledger::live(&obs.ledger).filter(|r| r.id != rel.id);
     let undo_annotation = previous
-        .map(|p| vec![Step::Exec(annotate(t, &p.id, &p.version, "restored"))])
+        .map(|p| vec![Step::Exec(annotate(k, &p.id, &p.version, "restored"))])
         .unwrap_or_default();
     plan.push_with_undo(
         format!("annotate the Deployment with release {}", rel.id),
-        Step::Exec(annotate(t, &rel.id, &rel.version, why)),
+        Step::Exec(annotate(k, &rel.id, &rel.version, why)),
         undo_annotation,
     );
     plan.push_with_undo(
-        format!("set the {} container's image", settings(t).container),
-        Step::Exec(set_image(t, &rel.image)),
-        rollout_undo(t),
+        format!("set the {} container's image", k.container),
+        Step::Exec(set_image(k, &rel.image)),
+        rollout_undo(k),
     );
     plan.push(
         format!(
             "wait for the rollout (kubectl rollout status, up to {}s)",
-            settings(t).rollout_timeout_secs
+            k.rollout_timeout_secs
         ),
-        Step::Exec(rollout_status(t)),
+        Step::Exec(rollout_status(k)),
     );
     if let Some(p) = probe(t, &rel.version) {
         plan.push(
@@ -162,6 +153,13 @@ mod tests {
     use crate::ledger::{Event, Record};
     use davit_config::Config;
     use std::path::Path;
+
+    fn k8s(t: &Target) -> Kubernetes {
+        match &t.strategy {
+            crate::target::StrategySettings::Kubernetes(k) => k.clone(),
+            other => panic!("not a kubernetes target: {other:?}"),
+        }
+    }
 
     fn target(extra: &str) -> Target {
         let text = format!(
@@ -228,15 +226,15 @@ rollout_timeout_secs = 120
     #[test]
     fn deploy_sets_the_image_waits_and_undoes() {
         let t = target("");
-        insta::assert_snapshot!(render(&plan_deploy(&t, &rel("v2"), &live("v1"))));
+        insta::assert_snapshot!(render(&plan_deploy(&t, &k8s(&t), &rel("v2"), &live("v1"))));
     }
 
     #[test]
     fn deploy_with_context_and_url_probes_the_public_url() {
         let t = target("url = \"https://shop.example.com/\"\n");
-        let mut t = t;
-        t.kubernetes.as_mut().unwrap().context = Some("prod-eu".into());
-        let plan = plan_deploy(&t, &rel("v2"), &Observed::default());
+        let mut k = k8s(&t);
+        k.context = Some("prod-eu".into());
+        let plan = plan_deploy(&t, &k, &rel("v2"), &Observed::default());
         assert!(
             plan.programs().iter().all(|p| p == "kubectl"),
             "{:?}",
@@ -248,7 +246,12 @@ rollout_timeout_secs = 120
     #[test]
     fn rollback_sets_the_recorded_image_again() {
         let t = target("");
-        insta::assert_snapshot!(render(&plan_rollback(&t, &rel("v1"), &live("v2"))));
+        insta::assert_snapshot!(render(&plan_rollback(
+            &t,
+            &k8s(&t),
+            &rel("v1"),
+            &live("v2")
+        )));
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! is an audit trail (who, what, when, outcome) and the single source for "the previous good
 //! release". A line that cannot be parsed (a torn write after a crash) is skipped with a warning
 //! rather than making the whole history unreadable.
+//!
+//! Appends are whole lines or nothing (T44): the executor cuts a torn tail (a write that never
+//! finished) back to the last newline before the next record, cuts a write that fails part-way
+//! (disk full) back to where it started, and reports success only after fsync. Records are
+//! redacted of every known secret value before they are written (T46).
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +68,28 @@ pub fn parse(text: &str) -> (Vec<Record>, Vec<usize>) {
         }
     }
     (records, bad)
+}
+
+/// Whether the ledger text ends in a fragment that is not a whole line (a write that never
+/// finished); the next append cuts it (see the module docs).
+pub fn has_torn_tail(text: &str) -> bool {
+    !text.is_empty() && !text.ends_with('\n')
+}
+
+/// Append records as one write of whole lines (a rollback's "rolled back" and "restored" go in
+/// together or not at all), with every known secret value masked.
+pub async fn append(
+    exec: &dyn davit_exec::Executor,
+    path: &std::path::Path,
+    records: &[Record],
+) -> Result<(), davit_exec::ExecError> {
+    let text: Vec<String> = records
+        .iter()
+        .map(|r| {
+            davit_core::redact::redacted(&serde_json::to_string(r).expect("records serialize"))
+        })
+        .collect();
+    exec.append_line(path, &text.join("\n")).await
 }
 
 /// The release that is live according to the ledger: the last one that went live.

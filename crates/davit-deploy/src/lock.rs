@@ -45,12 +45,19 @@ impl Holder {
             .age()
             .map(|a| format!("{}s ago", a.as_secs()))
             .unwrap_or_else(|| "at an unknown time".into());
+        // Every field is text from whoever wrote the lock file: one escaped line each (T47).
+        use davit_core::text::line;
         let mut s = format!(
             "{} ({} of {}) since {} ({age}) from {} pid {}",
-            self.actor, self.operation, self.version, self.since, self.machine, self.pid
+            line(&self.actor),
+            line(&self.operation),
+            line(&self.version),
+            line(&self.since),
+            line(&self.machine),
+            self.pid
         );
         if !self.run_url.is_empty() {
-            s.push_str(&format!(", run {}", self.run_url));
+            s.push_str(&format!(", run {}", line(&self.run_url)));
         }
         s
     }

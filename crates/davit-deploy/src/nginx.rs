@@ -129,8 +129,14 @@ pub struct LiveSite {
 }
 
 /// Render the site file that sends traffic to `port` (the color `color` running `release`).
-pub fn site_conf(t: &Target, color: &str, release: &str, version: &str, port: u16) -> String {
-    let ports = t.ports.expect("blue-green target has ports");
+pub fn site_conf(
+    t: &Target,
+    public: u16,
+    color: &str,
+    release: &str,
+    version: &str,
+    port: u16,
+) -> String {
     let upstream = format!("davit_{}_{}", t.app, t.environment).replace('-', "_");
     let snippet = t
         .proxy
@@ -159,7 +165,6 @@ pub fn site_conf(t: &Target, color: &str, release: &str, version: &str, port: u1
          }}\n",
         backend = url_host(&t.bind),
         listen = listen_addr(&t.proxy.listen),
-        public = ports.public,
         read = t.proxy.read_timeout_secs,
         client_keepalive = t.proxy.client_keepalive_secs,
     )

@@ -5,6 +5,7 @@
 
 use super::*;
 use davit_config::Config;
+use davit_core::{Exit, FileBody, Step};
 use davit_exec::Recording;
 use std::path::Path;
 
@@ -57,10 +58,50 @@ fn live(color: &str, version: &str) -> Observed {
             release: format!("r-{version}"),
             version: version.into(),
         }),
-        nginx_running: true,
+        seen: Seen::Proxy {
+            nginx_running: true,
+        },
         image_id: Some("sha256:aaa".into()),
         ..Default::default()
     }
+}
+
+/// The deploy plan, made through the strategy the target picks.
+fn plan(t: &Target, r: &NewRelease, obs: &Observed) -> Plan {
+    strategy::pick(&t.strategy).plan_deploy(t, r, obs)
+}
+
+fn ports(t: &Target) -> target::BluGreenPorts {
+    match &t.strategy {
+        target::StrategySettings::BlueGreen(p) => *p,
+        other => panic!("not blue-green: {other:?}"),
+    }
+}
+
+fn compose_port(t: &Target) -> u16 {
+    match &t.strategy {
+        target::StrategySettings::Compose { port } => *port,
+        other => panic!("not compose: {other:?}"),
+    }
+}
+
+/// A ledger whose live release is `r-{version}`.
+pub(crate) fn ledger_live(version: &str, strategy: &str) -> Vec<ledger::Record> {
+    vec![ledger::Record {
+        id: format!("r-{version}"),
+        event: ledger::Event::Deployed,
+        version: version.into(),
+        image: format!("registry.example.com/acme/shop:{version}"),
+        digest: None,
+        strategy: strategy.into(),
+        color: None,
+        environment: "staging".into(),
+        host: "local".into(),
+        at: "2026-01-01T00:00:00Z".into(),
+        actor: "ci".into(),
+        reason: None,
+        approval: None,
+    }]
 }
 
 fn render(plan: &Plan) -> String {
@@ -79,17 +120,13 @@ fn blue_green_first_deploy_pulls_starts_nginx() {
         needs_pull: true,
         ..Default::default()
     };
-    insta::assert_snapshot!(render(&bluegreen::plan_deploy(&t, &rel("v1"), &obs)));
+    insta::assert_snapshot!(render(&plan(&t, &rel("v1"), &obs)));
 }
 
 #[test]
 fn blue_green_second_deploy_goes_to_the_idle_color_and_reloads() {
     let t = target("", "production");
-    insta::assert_snapshot!(render(&bluegreen::plan_deploy(
-        &t,
-        &rel("v2"),
-        &live("blue", "v1")
-    )));
+    insta::assert_snapshot!(render(&plan(&t, &rel("v2"), &live("blue", "v1"))));
 }
 
 #[test]
@@ -112,7 +149,7 @@ on = "host"
 "#,
         "production",
     );
-    let plan = bluegreen::plan_deploy(&t, &rel("v3"), &live("green", "v2"));
+    let plan = plan(&t, &rel("v3"), &live("green", "v2"));
     let site = plan
         .steps
         .iter()
@@ -133,6 +170,7 @@ fn blue_green_rollback_switches_back_and_stops_the_bad_color() {
     let obs = live("green", "v3");
     insta::assert_snapshot!(render(&bluegreen::plan_switch_back(
         &t,
+        ports(&t),
         "blue",
         "r-v2",
         "v2",
@@ -145,24 +183,23 @@ fn blue_green_rollback_switches_back_and_stops_the_bad_color() {
 #[test]
 fn compose_first_and_later_deploys() {
     let t = target("", "staging");
-    let obs = Observed::default();
-    let first = compose::plan_deploy(
-        &t,
-        &rel("v1"),
-        &obs,
-        docker::ComposeFlavor::Standalone,
-        None,
-    );
+    let first_obs = Observed {
+        seen: Seen::Compose(Some(docker::ComposeFlavor::Standalone)),
+        ..Default::default()
+    };
+    let first = plan(&t, &rel("v1"), &first_obs);
     insta::assert_snapshot!("compose_first", render(&first));
-    let later = compose::plan_deploy(
-        &t,
-        &rel("v2"),
-        &obs,
-        docker::ComposeFlavor::Plugin,
-        Some("r-v1"),
-    );
+    let later_obs = Observed {
+        seen: Seen::Compose(Some(docker::ComposeFlavor::Plugin)),
+        ledger: ledger_live("v1", "compose"),
+        ..Default::default()
+    };
+    let later = plan(&t, &rel("v2"), &later_obs);
     insta::assert_snapshot!("compose_later", render(&later));
-    insta::assert_snapshot!("compose_file", compose::compose_yaml(&t, &rel("v2")));
+    insta::assert_snapshot!(
+        "compose_file",
+        compose::compose_yaml(&t, compose_port(&t), &rel("v2"))
+    );
 }
 
 #[test]
@@ -171,7 +208,7 @@ fn env_file_holds_the_secret_but_the_plan_does_not() {
     let text = docker::env_file(&t, "r-v1", "v1");
     assert!(text.contains("DATABASE_URL=postgres://u:canary-s3cret@db/shop\n"));
     assert!(text.contains("DAVIT_VERSION=v1\n"));
-    let plan = bluegreen::plan_deploy(&t, &rel("v1"), &Observed::default());
+    let plan = plan(&t, &rel("v1"), &Observed::default());
     let env_step = plan
         .steps
         .iter()
@@ -190,7 +227,7 @@ fn env_file_holds_the_secret_but_the_plan_does_not() {
 #[tokio::test]
 async fn dry_run_observes_and_plans_without_changing_anything() {
     let t = target("", "production");
-    let site = nginx::site_conf(&t, "blue", "r-v1", "v1", 8081);
+    let site = nginx::site_conf(&t, ports(&t).public, "blue", "r-v1", "v1", 8081);
     let exec = Recording::new("local")
         .with_file(t.proxy_dir().join("site.conf"), site)
         .with_output(

@@ -3,7 +3,7 @@
 //! Strategies take a `Target` rather than the raw config so that every default, overlay and
 //! secret lookup happens once, here, and plans stay pure functions of resolved values.
 
-use davit_config::{Config, ConfigError, Environment, HealthCheck, Hook, Strategy};
+use davit_config::{Config, ConfigError, Environment, HealthCheck, Hook};
 use davit_core::{Failure, Secret, validate};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -15,7 +15,9 @@ use std::time::Duration;
 pub struct Target {
     pub app: String,
     pub environment: String,
-    pub strategy: Strategy,
+    /// The strategy with the settings only it uses ([`crate::strategy::pick`] turns it into
+    /// the strategy's implementation).
+    pub strategy: StrategySettings,
     /// The host this target acts on (the first of `hosts` until [`Target::for_host`]).
     pub host: String,
     /// Every host of the environment: `[host]`, or the `hosts` list (see [`crate::fleet`]).
@@ -25,8 +27,6 @@ pub struct Target {
     pub pull: davit_config::PullPolicy,
     pub app_port: u16,
     pub bind: String,
-    pub compose_port: Option<u16>,
-    pub ports: Option<BluGreenPorts>,
     pub proxy: davit_config::Proxy,
     pub health: HealthCheck,
     pub verify: davit_config::Verify,
@@ -36,8 +36,6 @@ pub struct Target {
     pub secret_env: BTreeMap<String, Secret<String>>,
     pub command: Option<Vec<String>>,
     pub url: Option<String>,
-    pub swarm: Option<davit_config::Swarm>,
-    pub kubernetes: Option<davit_config::Kubernetes>,
     /// Who performs this deploy (GitHub actor or local user), resolved once.
     pub actor: String,
     /// SSH access when `host` is remote.
@@ -48,6 +46,27 @@ pub struct Target {
     pub missing_secrets: Vec<String>,
     /// Backup settings (`[environments.X.backup]`); parsed, its secrets read at use.
     pub backup: Option<davit_backup::BackupSettings>,
+}
+
+/// One variant per strategy, holding the settings only that strategy uses: a planner receives
+/// its settings by type, so none of them unwraps an `Option` that config validation promised
+/// to fill. Built from the config by [`crate::strategy::settings`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum StrategySettings {
+    Compose {
+        /// The host port the app is published on.
+        port: u16,
+    },
+    BlueGreen(BluGreenPorts),
+    Swarm(davit_config::Swarm),
+    Kubernetes(davit_config::Kubernetes),
+}
+
+impl StrategySettings {
+    /// The name in davit.toml and in the ledger (`blue-green`, ...).
+    pub fn as_str(&self) -> &'static str {
+        crate::strategy::pick(self).name()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +120,7 @@ impl Target {
         Ok(Target {
             app: cfg.app.name.clone(),
             environment: env_name.to_string(),
-            strategy: env.strategy,
+            strategy: crate::strategy::settings(env_name, env)?,
             host: env.host.clone(),
             hosts: if env.hosts.is_empty() {
                 vec![env.host.clone()]
@@ -113,12 +132,6 @@ impl Target {
             pull: cfg.image.pull,
             app_port: port(cfg.app.port),
             bind: env.bind.clone(),
-            compose_port: env.port.map(port),
-            ports: env.ports.map(|p| BluGreenPorts {
-                public: port(p.public),
-                blue: port(p.blue),
-                green: port(p.green),
-            }),
             proxy: env.proxy.clone(),
             health: cfg.health_for(env),
             verify: env.verify.clone(),
@@ -128,8 +141,6 @@ impl Target {
             secret_env,
             command: cfg.app.command.clone(),
             url: env.url.clone(),
-            swarm: env.swarm.clone(),
-            kubernetes: env.kubernetes.clone(),
             actor: crate::ledger::actor(),
             ssh: env.ssh.clone(),
             missing_secrets: missing,
@@ -182,11 +193,9 @@ impl Target {
         if let Some(u) = &self.url {
             return u.clone();
         }
-        match (self.ports, self.compose_port) {
-            (Some(p), _) => format!("http://{}:{}", url_host(&self.proxy.listen), p.public),
-            (None, Some(p)) => format!("http://{}:{p}", url_host(&self.bind)),
-            _ => String::new(),
-        }
+        crate::strategy::pick(&self.strategy)
+            .public_url(self)
+            .unwrap_or_default()
     }
 
     pub fn health_timing(&self) -> (Duration, Duration, Duration) {

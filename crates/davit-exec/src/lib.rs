@@ -21,7 +21,7 @@ use std::time::Duration;
 
 pub use local::Local;
 pub use recording::Recording;
-pub use runner::{Event, Observer, PlanError, run_plan};
+pub use runner::{Event, Observer, PlanError, StepError, run_plan};
 pub use ssh::{Ssh, SshConfig};
 pub use timeline::Timeline;
 

@@ -111,20 +111,17 @@ impl Executor for Local {
             command: cmd.render(),
             source,
         })?;
+        // Captured output is redacted where it is taken in (T46): hooks, docker and nginx may
+        // echo a secret, and everything downstream (errors, ledger, summary) starts from here.
         Ok(Output {
             status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            stdout: redacted(&out.stdout),
+            stderr: redacted(&out.stderr),
         })
     }
 
     async fn write_file(&self, path: &Path, contents: &[u8], mode: u32) -> Result<(), ExecError> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.davit-tmp-{}", std::process::id()));
+        let tmp = temp_beside(path);
         let result = (|| {
             // Created with the final mode from the start, so a secret is never briefly 0644.
             let mut f = std::fs::OpenOptions::new()
@@ -146,17 +143,29 @@ impl Executor for Local {
     }
 
     async fn create_exclusive(&self, path: &Path, contents: &[u8]) -> Result<bool, ExecError> {
-        let result = std::fs::OpenOptions::new()
+        // Complete before visible (T45): the holder record is written and synced under a temp
+        // name, then hard-linked to `path`. link(2) fails when `path` exists, which keeps the
+        // O_EXCL semantics, and a full disk fails the temp write, so no empty or partial lock
+        // file can ever appear under `path`.
+        let tmp = temp_beside(path);
+        let written = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o644)
-            .open(path);
-        match result {
-            Ok(mut f) => {
-                // Write and sync before anyone can read a half-written holder record.
-                f.write_all(contents)
-                    .and_then(|_| f.sync_all())
-                    .map_err(|e| self.io_err("write", path, e))?;
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(contents)?;
+                f.sync_all()
+            });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(self.io_err("create", path, e));
+        }
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                sync_dir(path);
                 Ok(true)
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
@@ -167,16 +176,7 @@ impl Executor for Local {
     async fn append_line(&self, path: &Path, line: &str) -> Result<(), ExecError> {
         let mut record = line.trim_end_matches('\n').to_string();
         record.push('\n');
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o640)
-            .open(path)
-            .and_then(|mut f| {
-                f.write_all(record.as_bytes())?;
-                f.sync_data()
-            })
-            .map_err(|e| self.io_err("append to", path, e))
+        append_whole(path, record.as_bytes()).map_err(|e| self.io_err("append to", path, e))
     }
 
     async fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, ExecError> {
@@ -244,6 +244,92 @@ impl Executor for Local {
 
     async fn has_program(&self, program: &str) -> bool {
         which::which(program).is_ok()
+    }
+}
+
+fn redacted(bytes: &[u8]) -> String {
+    davit_core::redact::redacted(&String::from_utf8_lossy(bytes))
+}
+
+/// A private temp name in `path`'s folder (same file system, so rename and link work).
+fn temp_beside(path: &Path) -> std::path::PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(
+        ".{name}.davit-tmp-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ))
+}
+
+/// Make a new directory entry durable (best effort: not every file system syncs directories).
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+    {
+        let _ = d.sync_all();
+    }
+}
+
+/// Append whole lines or nothing (T44). A tail left by a write that never finished (a crash, or
+/// a full disk under an older davit) is cut back to the last newline first, so the new record
+/// starts on its own line instead of being glued to a fragment. A write that fails part-way
+/// (ENOSPC after some bytes) is cut back to where it started. Success is reported only after
+/// fsync.
+pub fn append_whole(path: &Path, record: &[u8]) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let created = !path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    let mut whole = len;
+    if len > 0 {
+        let mut last = [0u8; 1];
+        f.seek(SeekFrom::Start(len - 1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            let mut all = Vec::new();
+            f.seek(SeekFrom::Start(0))?;
+            f.read_to_end(&mut all)?;
+            whole = all
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i as u64 + 1);
+            f.set_len(whole)?;
+            f.sync_all()?;
+        }
+    }
+    if let Err(e) = f.write_all(record).and_then(|()| f.sync_data()) {
+        // Cutting back frees what the partial write took, so this works on a full disk.
+        let _ = f.set_len(whole).and_then(|()| f.sync_all());
+        return Err(e);
+    }
+    if created {
+        sync_dir(path);
+    }
+    Ok(())
+}
+
+/// The bytes at the end of a ledger-like file that are not a whole line (a write that never
+/// finished), or None when it ends with a newline or is empty.
+pub fn torn_tail(bytes: &[u8]) -> Option<&[u8]> {
+    match bytes.last() {
+        None | Some(b'\n') => None,
+        Some(_) => {
+            let start = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            Some(&bytes[start..])
+        }
     }
 }
 

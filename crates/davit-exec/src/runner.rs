@@ -47,9 +47,37 @@ impl Observer for Quiet {
 pub struct PlanError {
     pub index: usize,
     pub summary: String,
-    pub cause: String,
+    pub cause: StepError,
+    /// The failed step was a check of the release (a health gate, Swarm keeping the update):
+    /// its failure is a verdict that the release is bad, not a fault of the host.
+    pub verdict: bool,
     /// Undo steps that themselves failed: the host may need attention.
     pub undo_errors: Vec<String>,
+}
+
+/// Why one step failed, by kind, so callers decide on types rather than on message text.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// A host operation failed: a process exited non-zero, timed out, could not start, or a
+    /// file operation failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// A health probe did not pass in time; the message says what it saw last.
+    #[error("{0}")]
+    Probe(String),
+    /// A signal stopped the plan before this step.
+    #[error("cancelled (SIGINT/SIGTERM) before this step; reverting")]
+    Cancelled,
+}
+
+impl StepError {
+    /// The standard error of a command that exited non-zero.
+    pub fn stderr(&self) -> Option<&str> {
+        match self {
+            StepError::Exec(ExecError::Failed { stderr, .. }) => Some(stderr),
+            _ => None,
+        }
+    }
 }
 
 fn undo_note(errs: &[String]) -> String {
@@ -102,8 +130,7 @@ pub async fn run_plan_cancellable(
     let total = plan.steps.len();
     for (i, ps) in plan.steps.iter().enumerate() {
         if cancel.is_cancelled() {
-            let cause = "cancelled (SIGINT/SIGTERM) before this step; reverting".to_string();
-            return Err(undo_from(exec, plan, i, cause, obs, true).await);
+            return Err(undo_from(exec, plan, i, StepError::Cancelled, obs, true).await);
         }
         obs.event(&Event::StepStarted {
             index: i + 1,
@@ -121,7 +148,7 @@ pub async fn run_plan_cancellable(
                 obs.event(&Event::StepFailed {
                     index: i + 1,
                     summary: &ps.summary,
-                    error: &cause,
+                    error: &cause.to_string(),
                 });
                 return Err(undo_from(exec, plan, i, cause, obs, false).await);
             }
@@ -135,7 +162,7 @@ async fn undo_from(
     exec: &dyn Executor,
     plan: &Plan,
     i: usize,
-    cause: String,
+    cause: StepError,
     obs: &dyn Observer,
     before_step: bool,
 ) -> PlanError {
@@ -145,39 +172,37 @@ async fn undo_from(
         &plan.steps[..=i]
     };
     let mut undo_errors = Vec::new();
-    {
-        {
-            {
-                for done in done_steps.iter().rev() {
-                    if done.undo.is_empty() {
-                        continue;
-                    }
-                    obs.event(&Event::Undoing {
-                        summary: &done.summary,
-                    });
-                    for u in &done.undo {
-                        if let Err(e) = run_step(exec, u).await {
-                            obs.event(&Event::UndoFailed {
-                                summary: &done.summary,
-                                error: &e,
-                            });
-                            undo_errors.push(format!("{}: {e}", done.summary));
-                        }
-                    }
-                }
+    for done in done_steps.iter().rev() {
+        if done.undo.is_empty() {
+            continue;
+        }
+        obs.event(&Event::Undoing {
+            summary: &done.summary,
+        });
+        for u in &done.undo {
+            if let Err(e) = run_step(exec, u).await {
+                obs.event(&Event::UndoFailed {
+                    summary: &done.summary,
+                    error: &e.to_string(),
+                });
+                undo_errors.push(format!("{}: {e}", done.summary));
             }
         }
     }
+    let failed = &plan.steps[i];
+    let verdict = !matches!(cause, StepError::Cancelled)
+        && (failed.check || matches!(failed.step, Step::WaitHttp(_)));
     PlanError {
         index: i + 1,
-        summary: plan.steps[i].summary.clone(),
+        summary: failed.summary.clone(),
         cause,
+        verdict,
         undo_errors,
     }
 }
 
-/// Run one step; the error is a human sentence.
-pub async fn run_step(exec: &dyn Executor, step: &Step) -> Result<(), String> {
+/// Run one step.
+pub async fn run_step(exec: &dyn Executor, step: &Step) -> Result<(), StepError> {
     let r: Result<(), ExecError> = match step {
         Step::Exec(c) => exec.run_ok(c).await.map(|_| ()),
         Step::ExecIgnoringFailure(c) => match exec.run(c).await {
@@ -192,10 +217,20 @@ pub async fn run_step(exec: &dyn Executor, step: &Step) -> Result<(), String> {
         Step::Copy { from, to } => exec.copy(from, to).await,
         Step::RemoveFile { path } => exec.remove_file(path).await,
         Step::MkDir { path, mode } => exec.mkdir(path, *mode).await,
-        Step::WaitHttp(p) => return wait_http(exec, p).await.map(|_| ()),
-        Step::WaitReady(r) => return crate::ready::wait_ready(exec, r).await,
+        Step::WaitHttp(p) => {
+            return wait_http(exec, p)
+                .await
+                .map(|_| ())
+                .map_err(StepError::Probe);
+        }
+        // A container that never gets ready is, like a probe, a health verdict.
+        Step::WaitReady(r) => {
+            return crate::ready::wait_ready(exec, r)
+                .await
+                .map_err(StepError::Probe);
+        }
     };
-    r.map_err(|e| e.to_string())
+    r.map_err(StepError::Exec)
 }
 
 /// Whether one response meets the expectation; the error says what differed.
@@ -338,7 +373,8 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.index, 3);
-        assert!(err.cause.contains("boom"), "{}", err.cause);
+        assert_eq!(err.cause.stderr(), Some("boom"));
+        assert!(!err.verdict);
         assert_eq!(
             exec.log(),
             vec![

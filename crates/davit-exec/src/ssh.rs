@@ -1059,10 +1059,11 @@ impl Executor for Ssh {
                 program: cmd.program.clone(),
             });
         }
+        // Redacted where it is taken in, like Local (T46).
         Ok(Output {
             status: raw.status,
-            stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
-            stderr: raw.stderr,
+            stdout: davit_core::redact::redacted(&String::from_utf8_lossy(&raw.stdout)),
+            stderr: davit_core::redact::redacted(&raw.stderr),
         })
     }
 
@@ -1093,18 +1094,24 @@ impl Executor for Ssh {
 
     async fn create_exclusive(&self, path: &Path, contents: &[u8]) -> Result<bool, ExecError> {
         let f = self.qpath("create", path)?;
-        // `set -C` (noclobber) makes `>` open with O_EXCL in dash, bash and busybox sh: the
-        // same atomic create-if-absent as Local's create_new, done by the host's kernel.
+        let (dir, name) = split(path);
+        let tmp = self.qpath(
+            "create",
+            &dir.join(format!(".{name}.davit-tmp-{:016x}", rand::random::<u64>())),
+        )?;
+        // Like Local (T45): the whole record is written and synced under a temp name, then
+        // hard-linked to `f`; `ln` (link(2)) fails when `f` exists, the same atomic
+        // create-if-absent as O_EXCL, and a full disk fails the temp write, never `f`.
         let delim = heredoc_delim();
-        let mut s = format!(
-            "f={f}\nif ( set -C; umask 022; : > \"$f\" ) 2>/dev/null; then\n\
-             base64 -d > \"$f\" <<'{delim}'\n"
-        );
+        let mut s = format!("umask 022\nf={f}\nt={tmp}\nbase64 -d > \"$t\" <<'{delim}'\n");
         push_heredoc(&mut s, &delim, contents);
         s.push_str(
-            "r=$?; sync \"$f\" 2>/dev/null; [ $r -eq 0 ] && echo created; (exit $r)\n\
+            "r=$?\n\
+             if [ $r -eq 0 ]; then { sync \"$t\" 2>/dev/null; true; }\n\
+             if ln -- \"$t\" \"$f\" 2>/dev/null; then echo created\n\
              elif [ -e \"$f\" ] || [ -L \"$f\" ]; then echo exists\n\
-             else ( set -C; : > \"$f\" ); fi\n",
+             else ln -- \"$t\" \"$f\"; r=$?; fi; fi\n\
+             rm -f -- \"$t\"; (exit $r)\n",
         );
         let raw = self.op(s, &format!("create {}", path.display())).await?;
         let said = String::from_utf8_lossy(&raw.stdout);
@@ -1119,9 +1126,22 @@ impl Executor for Ssh {
         let f = self.qpath("append to", path)?;
         let mut record = line.trim_end_matches('\n').to_string();
         record.push('\n');
-        // One `printf` of the whole record: a single write(2) with O_APPEND, like Local.
+        // Whole lines or nothing, like Local (T44): a torn tail (a write that never finished)
+        // is cut back to the last newline first; one `printf` of the whole record is a single
+        // write(2) with O_APPEND; a write that fails part-way (disk full) is cut back to where
+        // it started; success only after sync. `dd` with `seek` and no input truncates there.
         let rec = sh_quote(&record).map_err(|e| self.quote_err("append to", path, e))?;
-        let s = format!("umask 027\nprintf '%s' {rec} >> {f}\n");
+        let s = format!(
+            "umask 027\nf={f}\nr=0\n\
+             if [ -s \"$f\" ] && [ \"$(tail -c 1 -- \"$f\" | od -An -tx1 | tr -d ' \\n')\" != 0a ]; then\n\
+             n=$(tail -n 1 -- \"$f\" | wc -c); s=$(wc -c < \"$f\")\n\
+             dd if=/dev/null of=\"$f\" bs=1 seek=$((s - n)) 2>/dev/null || r=1\n\
+             fi\n\
+             if [ $r -eq 0 ]; then s=0; [ -e \"$f\" ] && s=$(wc -c < \"$f\")\n\
+             if printf '%s' {rec} >> \"$f\" && {{ sync \"$f\" 2>/dev/null || sync; }}; then :; else\n\
+             r=1; dd if=/dev/null of=\"$f\" bs=1 seek=$s 2>/dev/null; fi; fi\n\
+             (exit $r)\n"
+        );
         let raw = self.op(s, &format!("append to {}", path.display())).await?;
         if raw.status != 0 {
             return Err(self.io_err("append to", path, &raw));

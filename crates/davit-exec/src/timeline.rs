@@ -28,9 +28,13 @@ impl Timeline {
         }
     }
 
-    /// A line of the timeline from outside a plan ("approval granted", "rolled back").
+    /// A line of the timeline from outside a plan ("approval granted", "rolled back"). Secret
+    /// values are masked and control characters escaped: step summaries and errors carry text
+    /// from hooks, actors and versions (T46, T47).
     pub fn note(&self, text: &str) {
         let t = self.started.elapsed().as_secs_f32();
+        let text = davit_core::redact::redact(text);
+        let text = davit_core::text::lines(&text);
         let mut s = self.sink.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(s, "[{t:>7.2}s] {text}");
     }

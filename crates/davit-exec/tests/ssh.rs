@@ -183,6 +183,26 @@ async fn file_operations_round_trip_binary_safe() {
     ssh.append_line(&p("ledger"), "one").await.unwrap();
     ssh.append_line(&p("ledger"), "two\n").await.unwrap();
     assert_eq!(std::fs::read(p("ledger")).unwrap(), b"one\ntwo\n");
+    // T44: a fragment a crash left is cut before the next whole line; no temp files remain.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(p("ledger"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"torn").unwrap();
+    drop(f);
+    ssh.append_line(&p("ledger"), "three").await.unwrap();
+    assert_eq!(std::fs::read(p("ledger")).unwrap(), b"one\ntwo\nthree\n");
+    let temps = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("davit-tmp")
+        })
+        .count();
+    assert_eq!(temps, 0);
 
     ssh.remove_file(&p("ledger")).await.unwrap();
     ssh.remove_file(&p("ledger")).await.unwrap();

@@ -55,6 +55,11 @@ pub struct Args {
     #[arg(long, env = "DAVIT_GATE_JUNIT", value_delimiter = '\n')]
     pub junit: Vec<String>,
 
+    /// Count repeated test cases in one report as reruns of one test (flaky when the last passed).
+    #[arg(long, env = "DAVIT_GATE_MERGE_RERUNS", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub merge_reruns: Option<bool>,
+
     /// Coverage reports, Cobertura XML or LCOV (globs).
     #[arg(long, env = "DAVIT_GATE_COVERAGE", value_delimiter = '\n')]
     pub coverage: Vec<String>,

@@ -14,6 +14,7 @@
 //! fail_fast = false
 //! timeout = "30m"              # default per-check timeout
 //! junit = ["reports/*.xml"]    # extra JUnit reports (globs)
+//! merge_reruns = false         # repeated test cases = attempts of one test (flaky if the last passed)
 //! coverage = ["coverage.xml"]  # Cobertura XML or LCOV (globs)
 //! coverage_min = 80            # percent, total
 //! coverage_min_file = 50       # percent, every file
@@ -154,6 +155,7 @@ pub struct GateToml {
     pub timeout: Option<String>,
     #[serde(default)]
     pub junit: Vec<String>,
+    pub merge_reruns: Option<bool>,
     #[serde(default)]
     pub coverage: Vec<String>,
     pub coverage_min: Option<f64>,
@@ -277,6 +279,10 @@ pub struct Settings {
     pub junit: Vec<String>,
     /// JUnit globs presets add (silently optional: the tool may not have run).
     pub junit_optional: Vec<String>,
+    /// Repeated test cases in one report are attempts of one test (pytest-rerunfailures, jest
+    /// retries): the last attempt decides and fail-then-pass is flaky. Off by default, because
+    /// two different tests can share a name in a report.
+    pub merge_reruns: bool,
     pub coverage: Vec<String>,
     pub coverage_optional: Vec<String>,
     pub coverage_min: Option<f64>,
@@ -625,6 +631,7 @@ impl Settings {
             fail_fast: args.fail_fast.or(file.fail_fast).unwrap_or(false),
             junit: globs(&args.junit, &file.junit),
             junit_optional,
+            merge_reruns: args.merge_reruns.or(file.merge_reruns).unwrap_or(false),
             coverage: globs(&args.coverage, &file.coverage),
             coverage_optional,
             coverage_min: percent("coverage_min", args.coverage_min.or(file.coverage_min))?,

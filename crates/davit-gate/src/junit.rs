@@ -17,7 +17,14 @@
 //! - a test with several result elements takes the worst: `error` > `failure` > `skipped`;
 //! - Surefire `flakyFailure`/`flakyError` mean "failed, then passed on a rerun": the test counts
 //!   as passed and additionally as flaky; `rerunFailure`/`rerunError` are further failed attempts
-//!   of a test whose final result is its `failure`/`error`: it counts once, as failed.
+//!   of a test whose final result is its `failure`/`error`: it counts once, as failed;
+//! - an `<error>` or `<failure>` placed directly in a `<testsuite>` (Jenkins and Surefire write
+//!   these when a test class cannot even load) is one failed test named after the suite;
+//! - `status="disabled"` (and GoogleTest's `status="notrun"`) test cases are skipped, and a
+//!   suite's `disabled="N"` beyond the disabled cases it lists adds N skipped tests;
+//! - a suite whose attributes claim failures or errors while none of its test cases failed is
+//!   reported to the sink ([`SuiteClaim`]) so the gate can fail closed: the failures happened,
+//!   only their test cases are missing from the file.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -109,6 +116,10 @@ pub struct TestCase {
     pub flaky_attempts: u32,
     /// Further failed attempts of a test that failed in the end (`rerunFailure`, `rerunError`).
     pub rerun_failures: u32,
+    /// Marked disabled / not run by the report (`status="disabled"`), counted as skipped.
+    pub disabled: bool,
+    /// Made from an `<error>`/`<failure>` placed directly in a `<testsuite>`.
+    pub suite_level: bool,
 }
 
 impl TestCase {
@@ -126,11 +137,47 @@ impl TestCase {
     }
 }
 
+/// A suite whose `failures`/`errors` attributes claim failures that no test case in it shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SuiteClaim {
+    pub suite: String,
+    pub claimed_tests: Option<u64>,
+    pub claimed_failures: u64,
+    pub claimed_errors: u64,
+    /// Test cases the file actually holds in that suite (nested suites included).
+    pub cases: u64,
+}
+
+impl std::fmt::Display for SuiteClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = if self.suite.is_empty() {
+            "(unnamed suite)"
+        } else {
+            &self.suite
+        };
+        write!(
+            f,
+            "suite `{name}` claims {} failure(s) and {} error(s){} but holds {} test case(s), none failed: \
+             the failing test cases are missing from the report, so the gate fails closed",
+            self.claimed_failures,
+            self.claimed_errors,
+            self.claimed_tests
+                .map(|t| format!(" in {t} test(s)"))
+                .unwrap_or_default(),
+            self.cases
+        )
+    }
+}
+
 /// Receives test cases as they are parsed.
 pub trait Sink {
     fn case(&mut self, case: TestCase);
     /// Output attached to a whole suite (Bazel writes the test log there), sent when the suite ends.
     fn suite_output(&mut self, _suite: &str, _out: &Text, _err: &Text) {}
+    /// A suite claims failures its test cases do not show (see [`SuiteClaim`]).
+    fn suite_claim(&mut self, _claim: SuiteClaim) {}
+    /// `n` tests a suite counts as `disabled` without listing them as test cases: skipped tests.
+    fn disabled(&mut self, _suite: &str, _n: u64) {}
 }
 
 impl Sink for Vec<TestCase> {
@@ -265,6 +312,18 @@ struct SuiteCtx {
     file: Option<String>,
     out: Text,
     err: Text,
+    claimed_tests: Option<u64>,
+    claimed_failures: u64,
+    claimed_errors: u64,
+    claimed_disabled: u64,
+    /// Test cases inside (nested suites included).
+    cases: u64,
+    /// Cases inside that failed, or failed on an attempt (flaky, rerun).
+    failing: u64,
+    /// Disabled tests accounted for inside (listed cases and nested suites' extras).
+    disabled: u64,
+    /// A nested suite already reported a missing-failures claim.
+    claimed_below: bool,
 }
 
 /// Where text events currently go.
@@ -295,6 +354,7 @@ impl State {
         }
         match (self.stack[n - 2], self.stack[n - 1]) {
             (Elem::Case, Elem::Result(_)) if self.detail_active => Target::Detail,
+            (Elem::Suite, Elem::Result(_)) if self.detail_active => Target::Detail,
             (Elem::Case, Elem::SystemOut) => Target::CaseOut,
             (Elem::Case, Elem::SystemErr) => Target::CaseErr,
             (Elem::Suite, Elem::SystemOut) => Target::SuiteOut,
@@ -347,11 +407,17 @@ impl State {
         }
         let parent = self.stack.last().copied();
         match kind {
-            Elem::Suite => {
+            // The root `<testsuites>` gets a context too: its counts are claims like a suite's.
+            Elem::Suite | Elem::Suites => {
                 let mut ctx = SuiteCtx::default();
+                let count = |v: String| v.trim().parse::<u64>().ok();
                 for_attrs(e, |k, v| match k {
                     b"name" => ctx.name = v(),
                     b"file" | b"filepath" => ctx.file = Some(v()),
+                    b"tests" => ctx.claimed_tests = count(v()),
+                    b"failures" => ctx.claimed_failures = count(v()).unwrap_or(0),
+                    b"errors" => ctx.claimed_errors = count(v()).unwrap_or(0),
+                    b"disabled" => ctx.claimed_disabled = count(v()).unwrap_or(0),
                     _ => {}
                 });
                 if ctx.file.is_none() {
@@ -375,6 +441,16 @@ impl State {
                 for_attrs(e, |k, v| match k {
                     b"name" => c.name = v(),
                     b"classname" => c.classname = v(),
+                    // Ant's schema and GoogleTest: a disabled or not-run test is skipped.
+                    b"status" | b"result"
+                        if matches!(
+                            v().trim().to_ascii_lowercase().as_str(),
+                            "disabled" | "notrun" | "suppressed" | "skipped"
+                        ) =>
+                    {
+                        c.outcome = Some(Outcome::Skipped);
+                        c.disabled = true;
+                    }
                     b"file" | b"filepath" => file = Some(v()),
                     b"line" | b"lineno" => c.line = v().trim().parse().ok(),
                     b"time" => c.time = parse_time(&v()),
@@ -406,6 +482,35 @@ impl State {
                     }
                 }
             }
+            // A result directly in a suite: the suite as a whole failed (a class that could not
+            // load, a crashed fixture). It becomes a failed test named after the suite.
+            Elem::Result(outcome)
+                if parent == Some(Elem::Suite) && outcome.is_failure() && self.case.is_none() =>
+            {
+                let suite = self.suites.last();
+                let mut c = TestCase {
+                    suite: suite.map(|s| s.name.clone()).unwrap_or_default(),
+                    name: suite
+                        .map(|s| s.name.clone())
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| "(unnamed suite)".into()),
+                    file: suite.and_then(|s| s.file.clone()),
+                    outcome: Some(outcome),
+                    suite_level: true,
+                    ..TestCase::default()
+                };
+                for_attrs(e, |k, v| match k {
+                    b"message" => c.message = Some(v()),
+                    b"type" => c.kind = Some(v()),
+                    _ => {}
+                });
+                self.case = Some(c);
+                self.detail_active = true;
+                if empty {
+                    self.detail_active = false;
+                    self.close_case(sink);
+                }
+            }
             Elem::Flaky if parent == Some(Elem::Case) => {
                 if let Some(c) = &mut self.case {
                     c.flaky_attempts += 1;
@@ -426,9 +531,14 @@ impl State {
 
     fn close(&mut self, sink: &mut dyn Sink) {
         match self.stack.pop() {
-            Some(Elem::Suite) => self.close_suite(sink),
+            Some(Elem::Suite | Elem::Suites) => self.close_suite(sink),
             Some(Elem::Case) => self.close_case(sink),
-            Some(Elem::Result(_)) => self.detail_active = false,
+            Some(Elem::Result(_)) => {
+                self.detail_active = false;
+                if self.case.as_ref().is_some_and(|c| c.suite_level) {
+                    self.close_case(sink);
+                }
+            }
             _ => {}
         }
     }
@@ -436,15 +546,47 @@ impl State {
     fn close_case(&mut self, sink: &mut dyn Sink) {
         if let Some(c) = self.case.take() {
             self.cases += 1;
+            if let Some(s) = self.suites.last_mut() {
+                s.cases += 1;
+                if c.outcome().is_failure() || c.flaky_attempts > 0 || c.rerun_failures > 0 {
+                    s.failing += 1;
+                }
+                if c.disabled {
+                    s.disabled += 1;
+                }
+            }
             sink.case(c);
         }
     }
 
     fn close_suite(&mut self, sink: &mut dyn Sink) {
-        if let Some(s) = self.suites.pop()
-            && (!s.out.is_empty() || !s.err.is_empty())
-        {
+        let Some(mut s) = self.suites.pop() else {
+            return;
+        };
+        if !s.out.is_empty() || !s.err.is_empty() {
             sink.suite_output(&s.name, &s.out, &s.err);
+        }
+        let extra_disabled = s.claimed_disabled.saturating_sub(s.disabled);
+        if extra_disabled > 0 {
+            sink.disabled(&s.name, extra_disabled);
+            s.disabled += extra_disabled;
+        }
+        let claimed = s.claimed_failures + s.claimed_errors;
+        let flagged = claimed > 0 && s.failing == 0 && !s.claimed_below;
+        if flagged {
+            sink.suite_claim(SuiteClaim {
+                suite: s.name.clone(),
+                claimed_tests: s.claimed_tests,
+                claimed_failures: s.claimed_failures,
+                claimed_errors: s.claimed_errors,
+                cases: s.cases,
+            });
+        }
+        if let Some(p) = self.suites.last_mut() {
+            p.cases += s.cases;
+            p.failing += s.failing;
+            p.disabled += s.disabled;
+            p.claimed_below |= flagged || s.claimed_below;
         }
     }
 }

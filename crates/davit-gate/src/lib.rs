@@ -191,18 +191,25 @@ pub fn evaluate(settings: &Settings, outcome: runner::RunOutcome) -> GateReport 
     let tests = if junit_files.is_empty() {
         None
     } else {
-        let mut run = TestRun::new(root);
+        let mut run = TestRun::new(root).merge_reruns(settings.merge_reruns);
         for f in &junit_files {
             run.start_report(&shown(f, root));
             if let Err(e) = junit::parse_file(f, &mut run) {
                 problems.push(e.to_string());
             }
         }
+        // Fail closed: a report that says tests failed fails the gate even when it does not say
+        // which.
+        for m in &run.missing_failures {
+            problems.push(format!("{}: {}", m.report, m.claim));
+        }
         Some(TestSummary {
             totals: run.totals,
             slowest: run.slowest(),
             failures: run.failures,
             failures_omitted: run.failures_omitted,
+            flaky_tests: run.flaky_tests,
+            missing_failures: run.missing_failures,
             reports: run.reports,
         })
     };

@@ -6,11 +6,20 @@
 //! what `gate.json` and the `json` output contain, and [`GateReport::markdown`] renders the step
 //! summary (which davit-gha prints to the terminal when there is no summary file, as locally and
 //! under act). Failure locations come from the report's `file`/`line` attributes or, because
-//! pytest's default report has none and nextest/jest put them only in the message, from the first
-//! matching `path:line` in the failure text.
+//! pytest's default report has none and nextest/jest put them only in the message, from the
+//! stack trace in the failure text ([`frames`]: Python, JavaScript/TypeScript, Java, Rust and Go
+//! formats), mapped onto the files git tracks in the project ([`RepoFiles`]): a trace written on
+//! another machine names `/home/runner/work/app/app/src/x.py` or, in Java, only
+//! `FooTest.java` of class `com.example.FooTest`, and an annotation is only useful on a path
+//! GitHub knows.
+//!
+//! With `merge_reruns` on, repeated test cases of one report (pytest-rerunfailures, Maven, jest
+//! retries writing one `<testcase>` per attempt) are one test: the last attempt decides, and a
+//! test that failed and then passed is flaky, not failed.
 
+use std::cell::OnceCell;
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -19,13 +28,15 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::coverage::Shortfall;
-use crate::junit::{Outcome, Sink, TestCase, Text};
+use crate::junit::{Outcome, Sink, SuiteClaim, TestCase, Text};
 use crate::runner::CheckResult;
 
 /// Failing tests kept with their text; the rest are only counted.
 pub const MAX_FAILURES: usize = 200;
 /// Slowest tests listed in the summary.
 pub const SLOWEST: usize = 10;
+/// Flaky tests named in the summary; the rest are only counted.
+pub const MAX_FLAKY_NAMES: usize = 50;
 
 /// Test counts. Every `<testcase>` is one test; see [`crate::junit`] for the rules.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -110,32 +121,76 @@ impl Ord for BySeconds {
     }
 }
 
+/// A suite claiming failures its test cases do not show, with the report it is in.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingFailures {
+    pub report: String,
+    #[serde(flatten)]
+    pub claim: SuiteClaim,
+}
+
+/// What an earlier attempt of a test left counted (for `merge_reruns`).
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    outcome: Outcome,
+    /// Earlier attempts that failed.
+    failed_before: u32,
+    flaky: bool,
+    kept: bool,
+}
+
 /// Aggregates test cases from any number of reports in bounded memory.
 pub struct TestRun {
     pub totals: Totals,
     pub failures: Vec<FailedTest>,
     pub failures_omitted: u64,
     pub reports: Vec<String>,
+    /// Suites whose attributes claim failures no test case shows (the gate fails closed).
+    pub missing_failures: Vec<MissingFailures>,
+    /// Names of flaky tests (passed after failing), at most [`MAX_FLAKY_NAMES`].
+    pub flaky_tests: Vec<String>,
     slowest: BinaryHeap<Reverse<BySeconds>>,
     root: std::path::PathBuf,
+    files: OnceCell<Option<RepoFiles>>,
     current_report: String,
     /// Index into `failures` where the current suite's failures start (for suite output).
     suite_failures_from: usize,
+    merge_reruns: bool,
+    /// (classname, name) -> attempt seen in the current report, only with `merge_reruns`.
+    attempts: HashMap<(String, String), Attempt>,
 }
 
 impl TestRun {
-    /// `root` is the project directory: absolute paths under it are shown relative.
+    /// `root` is the project directory: absolute paths under it are shown relative, and failure
+    /// locations are mapped onto the files git tracks there.
     pub fn new(root: &Path) -> TestRun {
         TestRun {
             totals: Totals::default(),
             failures: Vec::new(),
             failures_omitted: 0,
             reports: Vec::new(),
+            missing_failures: Vec::new(),
+            flaky_tests: Vec::new(),
             slowest: BinaryHeap::new(),
             root: root.to_path_buf(),
+            files: OnceCell::new(),
             current_report: String::new(),
             suite_failures_from: 0,
+            merge_reruns: false,
+            attempts: HashMap::new(),
         }
+    }
+
+    /// Use this list of project files instead of asking git (tests).
+    pub fn with_files(mut self, files: RepoFiles) -> TestRun {
+        self.files = OnceCell::from(Some(files));
+        self
+    }
+
+    /// Count repeated test cases of one report as attempts of one test.
+    pub fn merge_reruns(mut self, on: bool) -> TestRun {
+        self.merge_reruns = on;
+        self
     }
 
     /// Call before feeding the cases of `report`.
@@ -143,6 +198,7 @@ impl TestRun {
         self.current_report = report.to_string();
         self.reports.push(report.to_string());
         self.suite_failures_from = self.failures.len();
+        self.attempts.clear();
     }
 
     /// Slowest tests, slowest first.
@@ -157,11 +213,10 @@ impl TestRun {
     }
 }
 
-impl Sink for TestRun {
-    fn case(&mut self, c: TestCase) {
+impl TestRun {
+    /// Count one test (or the attempt that now decides it); returns whether its failure was kept.
+    fn count(&mut self, c: TestCase, failed_before: u32) -> (bool, bool) {
         let t = &mut self.totals;
-        t.tests += 1;
-        t.seconds += c.time;
         let outcome = c.outcome();
         match outcome {
             Outcome::Passed => t.passed += 1,
@@ -169,8 +224,12 @@ impl Sink for TestRun {
             Outcome::Failed => t.failed += 1,
             Outcome::Error => t.errors += 1,
         }
-        if outcome == Outcome::Passed && c.flaky_attempts > 0 {
+        let flaky = outcome == Outcome::Passed && (c.flaky_attempts > 0 || failed_before > 0);
+        if flaky {
             t.flaky += 1;
+            if self.flaky_tests.len() < MAX_FLAKY_NAMES {
+                self.flaky_tests.push(c.full_name());
+            }
         }
         if outcome != Outcome::Skipped
             && (self.slowest.len() < SLOWEST
@@ -184,28 +243,110 @@ impl Sink for TestRun {
                 self.slowest.pop();
             }
         }
-        if outcome.is_failure() {
-            if self.failures.len() >= MAX_FAILURES {
-                self.failures_omitted += 1;
-                return;
-            }
-            let (file, line) = locate(&c, &self.root);
-            self.failures.push(FailedTest {
-                name: c.full_name(),
-                suite: c.suite,
-                outcome,
-                message: c.message,
-                kind: c.kind,
-                file,
-                line,
-                detail: c.detail,
-                system_out: c.system_out,
-                system_err: c.system_err,
-                rerun_failures: c.rerun_failures,
-                report: self.current_report.clone(),
-                seconds: c.time,
-            });
+        if !outcome.is_failure() {
+            return (false, flaky);
         }
+        if self.failures.len() >= MAX_FAILURES {
+            self.failures_omitted += 1;
+            return (false, flaky);
+        }
+        let (file, line) = {
+            let files = self
+                .files
+                .get_or_init(|| RepoFiles::from_git(&self.root))
+                .as_ref();
+            locate_in(&c, &self.root, files)
+        };
+        self.failures.push(FailedTest {
+            name: c.full_name(),
+            suite: c.suite,
+            outcome,
+            message: c.message,
+            kind: c.kind,
+            file,
+            line,
+            detail: c.detail,
+            system_out: c.system_out,
+            system_err: c.system_err,
+            rerun_failures: c.rerun_failures + failed_before,
+            report: self.current_report.clone(),
+            seconds: c.time,
+        });
+        (true, flaky)
+    }
+
+    /// Take back what an earlier attempt of `name` counted.
+    fn uncount(&mut self, name: &str, prev: Attempt) {
+        let t = &mut self.totals;
+        match prev.outcome {
+            Outcome::Passed => t.passed -= 1,
+            Outcome::Skipped => t.skipped -= 1,
+            Outcome::Failed => t.failed -= 1,
+            Outcome::Error => t.errors -= 1,
+        }
+        if prev.flaky {
+            t.flaky -= 1;
+            if let Some(i) = self.flaky_tests.iter().position(|n| n == name) {
+                self.flaky_tests.remove(i);
+            }
+        }
+        if prev.outcome.is_failure() {
+            if prev.kept {
+                let report = &self.current_report;
+                if let Some(i) = self
+                    .failures
+                    .iter()
+                    .rposition(|f| f.name == name && f.report == *report)
+                {
+                    self.failures.remove(i);
+                }
+            } else {
+                self.failures_omitted -= 1;
+            }
+        }
+    }
+}
+
+impl Sink for TestRun {
+    fn case(&mut self, c: TestCase) {
+        self.totals.seconds += c.time;
+        let outcome = c.outcome();
+        let mut failed_before = 0;
+        let key = self
+            .merge_reruns
+            .then(|| (c.classname.clone(), c.name.clone()));
+        match key.as_ref().and_then(|k| self.attempts.get(k).copied()) {
+            Some(prev) => {
+                // A further attempt of a test already counted: it replaces the earlier result.
+                self.uncount(&c.full_name(), prev);
+                failed_before = prev.failed_before + u32::from(prev.outcome.is_failure());
+            }
+            None => self.totals.tests += 1,
+        }
+        let (kept, flaky) = self.count(c, failed_before);
+        if let Some(k) = key {
+            self.attempts.insert(
+                k,
+                Attempt {
+                    outcome,
+                    failed_before,
+                    flaky,
+                    kept,
+                },
+            );
+        }
+    }
+
+    fn suite_claim(&mut self, claim: SuiteClaim) {
+        self.missing_failures.push(MissingFailures {
+            report: self.current_report.clone(),
+            claim,
+        });
+    }
+
+    fn disabled(&mut self, _suite: &str, n: u64) {
+        self.totals.tests += n;
+        self.totals.skipped += n;
     }
 
     fn suite_output(&mut self, suite: &str, out: &Text, err: &Text) {
@@ -233,12 +374,174 @@ fn location_re() -> &'static Regex {
     })
 }
 
+/// Python's `File "path", line N, in f` (tracebacks, also inside pytest's long format).
+fn python_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r#"File "([^"\n]+)", line (\d+)"#).expect("valid regex"))
+}
+
+/// A JVM frame: `at com.example.FooTest.testBar(FooTest.java:42)`.
+fn java_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"\bat\s+([\w$]+(?:\.[\w$]+)*)\.[\w$<>\-]+\(([\w$\-]+\.(?:java|kt|scala|groovy)):(\d+)\)")
+            .expect("valid regex")
+    })
+}
+
 /// `path:line` mentions in failure text, in order.
 pub fn mentions(text: &str) -> Vec<(String, u32)> {
     location_re()
         .captures_iter(text)
         .filter_map(|c| Some((c[1].to_string(), c[2].parse().ok()?)))
         .collect()
+}
+
+/// One location in a stack trace or failure message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub path: String,
+    pub line: u32,
+    /// Node and JVM traces (`at ...` lines) list the innermost call first; Python lists it last.
+    pub innermost_first: bool,
+}
+
+/// Every location in `text`, in text order: Python `File "...", line N`, JVM frames (turned into
+/// a package path: `com/example/FooTest.java`), and `path:line[:col]` as pytest, node, Rust
+/// panics, Go tests and compilers write them.
+pub fn frames(text: &str) -> Vec<Frame> {
+    // ESM stacks write `file:///abs/path.mjs:3:9`.
+    let text = text.replace("file://", " ");
+    let mut found: Vec<(usize, Frame)> = Vec::new();
+    let at_line = |pos: usize| {
+        let start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+        text[start..].trim_start().starts_with("at ")
+    };
+    for c in python_re().captures_iter(&text) {
+        if let Ok(line) = c[2].parse() {
+            found.push((
+                c.get(0).map_or(0, |m| m.start()),
+                Frame {
+                    path: c[1].to_string(),
+                    line,
+                    innermost_first: false,
+                },
+            ));
+        }
+    }
+    let mut java_spans = Vec::new();
+    for c in java_re().captures_iter(&text) {
+        let Ok(line) = c[3].parse() else { continue };
+        let class = &c[1];
+        // Drop the class (and any nested `$Inner`): what is left is the package.
+        let package: Vec<&str> = class.split('.').collect();
+        let dir = package[..package.len().saturating_sub(1)].join("/");
+        let path = if dir.is_empty() {
+            c[2].to_string()
+        } else {
+            format!("{dir}/{}", &c[2])
+        };
+        let m = c.get(0).expect("whole match");
+        java_spans.push(m.range());
+        found.push((
+            m.start(),
+            Frame {
+                path,
+                line,
+                innermost_first: true,
+            },
+        ));
+    }
+    for c in location_re().captures_iter(&text) {
+        let m = c.get(1).expect("path group");
+        if java_spans.iter().any(|r| r.contains(&m.start())) {
+            continue;
+        }
+        if let Ok(line) = c[2].parse() {
+            found.push((
+                m.start(),
+                Frame {
+                    path: m.as_str().to_string(),
+                    line,
+                    innermost_first: at_line(m.start()),
+                },
+            ));
+        }
+    }
+    found.sort_by_key(|(pos, _)| *pos);
+    found.into_iter().map(|(_, f)| f).collect()
+}
+
+/// The files of the project as git tracks them (`git ls-files`), to map trace paths onto.
+#[derive(Debug, Clone, Default)]
+pub struct RepoFiles {
+    all: HashSet<String>,
+    /// File name -> tracked paths with that name.
+    by_name: HashMap<String, Vec<String>>,
+}
+
+impl RepoFiles {
+    pub fn new<I: IntoIterator<Item = String>>(files: I) -> RepoFiles {
+        let mut r = RepoFiles::default();
+        for f in files {
+            let name = f.rsplit('/').next().unwrap_or(&f).to_string();
+            r.by_name.entry(name).or_default().push(f.clone());
+            r.all.insert(f);
+        }
+        r
+    }
+
+    /// `git ls-files` in `root` (paths relative to it); `None` outside a git work tree.
+    pub fn from_git(root: &Path) -> Option<RepoFiles> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(["ls-files", "-z", "--cached"])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        Some(RepoFiles::new(
+            out.stdout
+                .split(|b| *b == 0)
+                .filter(|p| !p.is_empty())
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+        ))
+    }
+
+    /// The tracked file `path` names: itself, or the only tracked file whose trailing path
+    /// components match (an absolute path from another machine, a Java package path, a bare
+    /// file name from `go test`). Ambiguous suffixes resolve to nothing rather than a guess.
+    pub fn resolve(&self, path: &str, root: &Path) -> Option<String> {
+        let rel = relativize(path, root);
+        if self.all.contains(&rel) {
+            return Some(rel);
+        }
+        let parts: Vec<&str> = rel
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        let name = parts.last()?;
+        let candidates = self.by_name.get(*name)?;
+        for k in (1..=parts.len()).rev() {
+            if parts[parts.len() - k..].contains(&"..") {
+                continue;
+            }
+            let suffix = parts[parts.len() - k..].join("/");
+            let hits: Vec<&String> = candidates
+                .iter()
+                .filter(|c| **c == suffix || c.ends_with(&format!("/{suffix}")))
+                .collect();
+            match hits.len() {
+                0 => continue,
+                1 => return Some(hits[0].clone()),
+                _ => return None,
+            }
+        }
+        None
+    }
 }
 
 /// A path as the repository sees it: relative to `root` when under it, `/` separators.
@@ -252,41 +555,86 @@ pub fn relativize(path: &str, root: &Path) -> String {
     }
 }
 
-/// File and line to annotate for a failing test.
+/// File and line to annotate for a failing test, checking paths against the file system only.
 pub fn locate(c: &TestCase, root: &Path) -> (Option<String>, Option<u32>) {
-    let mut found = mentions(&c.detail.text);
+    locate_in(c, root, None)
+}
+
+/// File and line to annotate for a failing test. With `files` (what git tracks), trace paths are
+/// mapped onto tracked files; without, a path counts when it exists under `root`.
+pub fn locate_in(
+    c: &TestCase,
+    root: &Path,
+    files: Option<&RepoFiles>,
+) -> (Option<String>, Option<u32>) {
+    let mut found = frames(&c.detail.text);
     if let Some(m) = &c.message {
-        found.extend(mentions(m));
+        found.extend(frames(m));
     }
-    let found: Vec<(String, u32)> = found
-        .into_iter()
-        .map(|(p, l)| (relativize(&p, root), l))
-        .collect();
+    let resolve = |p: &str| -> Option<String> {
+        match files {
+            Some(f) => f.resolve(p, root),
+            None => {
+                let p = relativize(p, root);
+                (!Path::new(&p).is_absolute() && !p.contains("..") && root.join(&p).is_file())
+                    .then_some(p)
+            }
+        }
+    };
+    // Innermost frame among those matching: first for `at` traces, last for Python's.
+    let innermost = |hits: Vec<(String, &Frame)>| -> Option<(String, u32)> {
+        let pick = if hits.iter().any(|(_, f)| f.innermost_first) {
+            hits.first()
+        } else {
+            hits.last()
+        };
+        pick.map(|(p, f)| (p.clone(), f.line))
+    };
     if let Some(file) = &c.file {
-        let file = relativize(file, root);
+        let file = files
+            .and_then(|f| f.resolve(file, root))
+            .unwrap_or_else(|| relativize(file, root));
         // pytest's `line` attribute is the (0-based) line of the `def`; the failing line is in
-        // the traceback, so prefer a mention of the same file.
-        if let Some((_, l)) = found.iter().rev().find(|(p, _)| *p == file) {
-            return (Some(file), Some(*l));
+        // the traceback, so prefer a frame in the same file.
+        let same: Vec<(String, &Frame)> = found
+            .iter()
+            .filter_map(|f| {
+                let p = resolve(&f.path).unwrap_or_else(|| relativize(&f.path, root));
+                (p == file).then_some((p, f))
+            })
+            .collect();
+        if let Some((_, l)) = innermost(same) {
+            return (Some(file), Some(l));
         }
         return (Some(file), c.line);
     }
-    // No file attribute: a mention that matches the class name (tests.test_x -> tests/test_x.py).
+    // No file attribute: a frame in the file the class name points at (tests.test_x ->
+    // tests/test_x.py, com.example.FooTest -> src/test/java/com/example/FooTest.java).
     let guess = c.classname.replace('.', "/");
-    if !guess.is_empty()
-        && let Some((p, l)) = found.iter().rev().find(|(p, _)| {
-            p.rsplit_once('.')
-                .is_some_and(|(stem, _)| stem == guess || stem.ends_with(&format!("/{guess}")))
-        })
-    {
-        return (Some(p.clone()), Some(*l));
-    }
-    // Otherwise the first mention of a file that exists in the project.
-    if let Some((p, l)) = found
+    let resolved: Vec<(String, &Frame)> = found
         .iter()
-        .find(|(p, _)| !Path::new(p).is_absolute() && !p.contains("..") && root.join(p).is_file())
+        .map(|f| (resolve(&f.path), f))
+        .map(|(p, f)| (p.unwrap_or_else(|| relativize(&f.path, root)), f))
+        .collect();
+    if !guess.is_empty() {
+        let hits: Vec<(String, &Frame)> = resolved
+            .iter()
+            .filter(|(p, _)| {
+                p.rsplit_once('.')
+                    .is_some_and(|(stem, _)| stem == guess || stem.ends_with(&format!("/{guess}")))
+            })
+            .cloned()
+            .collect();
+        if let Some(hit) = innermost(hits) {
+            return (Some(hit.0), Some(hit.1));
+        }
+    }
+    // Otherwise the first frame in a project file.
+    if let Some(f) = found
+        .iter()
+        .find_map(|f| resolve(&f.path).map(|p| (p, f.line)))
     {
-        return (Some(p.clone()), Some(*l));
+        return (Some(f.0), Some(f.1));
     }
     (None, None)
 }
@@ -297,6 +645,10 @@ pub struct TestSummary {
     pub totals: Totals,
     pub failures: Vec<FailedTest>,
     pub failures_omitted: u64,
+    /// Tests that passed after failing (named up to [`MAX_FLAKY_NAMES`]).
+    pub flaky_tests: Vec<String>,
+    /// Suites that claim failures their test cases do not show.
+    pub missing_failures: Vec<MissingFailures>,
     pub slowest: Vec<SlowTest>,
     pub reports: Vec<String>,
 }
@@ -468,6 +820,16 @@ impl GateReport {
                         "…and {more} more failing tests (see gate.json and the reports).\n"
                     );
                 }
+            }
+            if !t.flaky_tests.is_empty() {
+                s.push_str("#### Flaky (failed, then passed on a rerun)\n\n");
+                for n in &t.flaky_tests {
+                    let _ = writeln!(s, "- ⚠️ `{}`", cell(n));
+                }
+                if x.flaky > t.flaky_tests.len() as u64 {
+                    let _ = writeln!(s, "- …and {} more", x.flaky - t.flaky_tests.len() as u64);
+                }
+                s.push('\n');
             }
             if !t.slowest.is_empty() {
                 s.push_str(

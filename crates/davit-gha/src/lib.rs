@@ -99,6 +99,7 @@ impl Gha {
     }
 
     fn emit(&self, line: &str) {
+        let line = davit_core::redact::redact(line);
         let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(sink, "{line}");
         let _ = sink.flush();
@@ -139,7 +140,10 @@ impl Gha {
     }
 
     /// Append markdown to the step summary, or print it when there is no summary file.
+    /// Secret values are masked here whatever the caller built (T46); untrusted text inside it
+    /// must already be escaped with `davit_core::text::markdown` (T47).
     pub fn summary(&self, markdown: &str) -> io::Result<()> {
+        let markdown = &*davit_core::redact::redact(markdown);
         match &self.summary_file {
             Some(path) => {
                 let mut f = OpenOptions::new().append(true).create(true).open(path)?;
@@ -173,6 +177,7 @@ impl Gha {
 
     /// Print raw text inside a group (check output, command logs).
     pub fn log(&self, text: &str) {
+        let text = &*davit_core::redact::redact(text);
         let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
         if self.on_runner {
             // A line of tool output that looks like a workflow command must not be run as one.
@@ -298,7 +303,11 @@ pub fn parse_output_file(text: &str) -> Vec<(String, String)> {
 pub fn finish(result: Result<davit_core::Exit, davit_core::Failure>) -> std::process::ExitCode {
     match result {
         Ok(exit) => exit.into(),
-        Err(f) => {
+        Err(mut f) => {
+            // The last place an error passes before it is shown: secret values masked (T46),
+            // control characters escaped (T47).
+            f.message = shown(&f.message);
+            f.hint = f.hint.as_deref().map(shown);
             eprintln!("error: {}", f.message);
             if let Some(h) = &f.hint {
                 eprintln!("hint: {h}");
@@ -320,6 +329,12 @@ pub fn finish(result: Result<davit_core::Exit, davit_core::Failure>) -> std::pro
             f.exit.into()
         }
     }
+}
+
+/// Text as it may be shown: secret values masked, control characters other than newlines and
+/// tabs escaped.
+pub fn shown(s: &str) -> String {
+    davit_core::text::lines(&davit_core::redact::redact(s)).into_owned()
 }
 
 /// Forget `DAVIT_*` variables whose value is empty.

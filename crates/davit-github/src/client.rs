@@ -240,10 +240,17 @@ impl GithubClient {
 
     async fn send_once(&self, call: &Call<'_>) -> Result<Reply, octocrab::Error> {
         let path = call.path.as_str();
+        // Every payload leaves with known secret values masked (T46): a deployment status
+        // description can carry a hook's error output.
+        let body = call.body.map(|b| {
+            let mut b = b.clone();
+            davit_core::redact::redact_json(&mut b);
+            b
+        });
         let resp = match call.method {
             Method::Get => self.crab._get(path).await?,
-            Method::Post => self.crab._post(path, call.body).await?,
-            Method::Patch => self.crab._patch(path, call.body).await?,
+            Method::Post => self.crab._post(path, body.as_ref()).await?,
+            Method::Patch => self.crab._patch(path, body.as_ref()).await?,
         };
         let status = resp.status();
         let headers = resp.headers().clone();

@@ -11,10 +11,9 @@
 
 pub mod records;
 
-use davit_config::Strategy;
 use davit_core::{Exit, Failure, Probe};
 use davit_deploy::fleet::Fleet;
-use davit_deploy::{Options, Target, bluegreen, compose};
+use davit_deploy::{Options, Target};
 use davit_exec::runner::{check_response, wait_http};
 use davit_exec::{Executor, Timeline};
 use serde::Serialize;
@@ -123,19 +122,21 @@ impl Verdict {
 
     /// The step summary: the decision and every measurement against its expectation.
     pub fn markdown(&self) -> String {
+        // Versions, reasons and probe details are untrusted text: escaped for markdown (T47).
+        use davit_core::text::markdown as md;
         let mut s = format!(
             "## davit verify: {} {}\n\n",
-            self.environment,
+            md(&self.environment),
             if self.healthy {
-                format!("✅ {} is healthy", self.version)
+                format!("✅ {} is healthy", md(&self.version))
             } else {
-                format!("❌ {} failed verification", self.version)
+                format!("❌ {} failed verification", md(&self.version))
             }
         );
         if let Some(r) = &self.reason {
-            s.push_str(&format!("**Reason:** {r}\n\n"));
+            s.push_str(&format!("**Reason:** {}\n\n", md(r)));
         }
-        if let Some(v) = &self.rolled_back_to {
+        if let Some(v) = self.rolled_back_to.as_deref().map(md) {
             s.push_str(&format!(
                 "**Rolled back to {v}** (detected after {:.1}s, restored {:.2}s after the decision)\n\n",
                 self.detected_after_secs.unwrap_or_default(),
@@ -155,9 +156,9 @@ impl Verdict {
             s.push_str(&format!(
                 "| {:.1} | {} | {} | {} |\n",
                 m.at_secs,
-                m.check,
+                md(&m.check),
                 if m.ok { "ok" } else { "FAIL" },
-                m.detail.replace('|', "\\|")
+                md(&m.detail)
             ));
         }
         if let Some(a) = &self.analysis {
@@ -168,30 +169,9 @@ impl Verdict {
     }
 }
 
-/// The probes for the live release: (its own port, the public path).
+/// The probes for the live release: (its own port, the public path), as its strategy says.
 fn probes(t: &Target, live_color: Option<&str>, version: &str) -> Vec<(String, Probe)> {
-    match t.strategy {
-        Strategy::BlueGreen => {
-            let mut v = Vec::new();
-            if let Some(c) = live_color {
-                v.push((
-                    format!("{c} direct"),
-                    bluegreen::direct_probe(t, c, version),
-                ));
-            }
-            v.push(("public path".into(), bluegreen::proxy_probe(t, version)));
-            v
-        }
-        Strategy::Compose => vec![("published port".into(), compose::probe(t, version))],
-        Strategy::Swarm => vec![(
-            "published port".into(),
-            davit_deploy::swarm::probe(t, version),
-        )],
-        // The cluster's own readiness gates pods; verify probes the public URL when one is set.
-        Strategy::Kubernetes => davit_deploy::kubernetes::probe(t, version)
-            .map(|p| vec![("public url".to_string(), p)])
-            .unwrap_or_default(),
-    }
+    davit_deploy::strategy::pick(&t.strategy).probes(t, live_color, version)
 }
 
 /// Verify every host of an environment. With one host this is [`verify`]. With several, each
@@ -642,17 +622,7 @@ async fn watch(
 
 /// Where Prometheus scrapes the live release: its own published port.
 fn live_instance(t: &Target, color: Option<&str>) -> Option<String> {
-    match (t.strategy, color) {
-        (Strategy::BlueGreen, Some(c)) => Some(format!(
-            "{}:{}",
-            davit_deploy::target::url_host(&t.bind),
-            bluegreen::port_of(t, c)
-        )),
-        (Strategy::Compose, _) => t
-            .compose_port
-            .map(|p| format!("{}:{p}", davit_deploy::target::url_host(&t.bind))),
-        _ => None,
-    }
+    davit_deploy::strategy::pick(&t.strategy).metrics_instance(t, color)
 }
 
 /// `http://host:port` of a probe URL.

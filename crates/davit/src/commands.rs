@@ -21,7 +21,7 @@ pub fn load(global: &Global, environment: &str) -> Result<Target, Failure> {
 
 fn print_report(report: &Report, dry_run: bool) {
     for w in &report.warnings {
-        eprintln!("warning: {w}");
+        warn(w);
     }
     if dry_run {
         print!("{}", report.plan.render());
@@ -35,19 +35,22 @@ fn outputs(gha: &Gha, t: &Target, report: &Report) {
         let _ = gha.set_output("image", &r.image);
         let _ = gha.set_output("digest", r.digest.as_deref().unwrap_or(""));
         let _ = gha.set_output("url", &t.public_url());
+        // Everything in the row is untrusted text (actor, version): escaped so it cannot add
+        // rows, tags or links to the summary (T47).
+        use davit_core::text::{markdown as md, markdown_code as code};
         let _ = gha.summary(&format!(
-            "## davit: {} {} → {}\n\n| release | image | digest | strategy | actor |\n|---|---|---|---|---|\n| `{}` | `{}` | `{}` | {} | {} |\n",
-            t.environment,
+            "## davit: {} {} → {}\n\n| release | image | digest | strategy | actor |\n|---|---|---|---|---|\n| {} | {} | {} | {} | {} |\n",
+            md(&t.environment),
             match r.event {
                 ledger::Event::Restored => "rolled back",
                 _ => "deployed",
             },
-            r.version,
-            r.id,
-            r.image,
-            r.digest.as_deref().unwrap_or("-"),
-            r.strategy,
-            r.actor
+            md(&r.version),
+            code(&r.id),
+            code(&r.image),
+            code(r.digest.as_deref().unwrap_or("-")),
+            md(&r.strategy),
+            md(&r.actor)
         ));
     }
 }
@@ -105,7 +108,7 @@ pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
     let first = result.clone().map(|reports| reports[0].clone());
     records.end_deploy(&t, record_id, &first).await;
     for w in records.warnings() {
-        eprintln!("warning: {w}");
+        warn(&w);
     }
     let reports = result?;
     print_reports(&fleet, &reports, a.dry_run);
@@ -171,7 +174,7 @@ pub async fn rollback(global: &Global, a: RollbackArgs) -> Result<Exit, Failure>
             .rolled_back(&t, report, davit_github::RolledBack::Inactive)
             .await;
         for w in records.warnings() {
-            eprintln!("warning: {w}");
+            warn(&w);
         }
         outputs(&Gha::from_env(), &t, report);
     }
@@ -207,6 +210,9 @@ pub async fn releases(global: &Global, a: ReleasesArgs) -> Result<Exit, Failure>
     let fleet = davit_deploy::fleet::connect(&t).await?;
     for m in &fleet.members {
         let obs = davit_deploy::observe(&*m.exec, &m.target, None).await?;
+        for w in obs.ledger_warnings() {
+            warn(&w);
+        }
         if a.json {
             // Each record names its host, so the lines of several hosts stay apart.
             for r in &obs.ledger {
@@ -225,7 +231,14 @@ pub async fn releases(global: &Global, a: ReleasesArgs) -> Result<Exit, Failure>
     Ok(Exit::Ok)
 }
 
-/// The ledger as an aligned table, the live release marked with `*`.
+/// A warning on stderr: secret values masked, control characters escaped (T46, T47).
+fn warn(w: &str) {
+    let w = davit_core::redact::redact(w);
+    eprintln!("warning: {}", davit_core::text::lines(&w));
+}
+
+/// The ledger as an aligned table, the live release marked with `*`. Every cell is one escaped
+/// line: a newline or ANSI escape in an actor or reason cannot forge a row (T47).
 pub fn ledger_table(records: &[ledger::Record], live: Option<&str>) -> String {
     let mut out = format!(
         "  {:<20}  {:<12}  {:<10}  {:<6}  {:<10}  {}\n",
@@ -242,20 +255,18 @@ pub fn ledger_table(records: &[ledger::Record], live: Option<&str>) -> String {
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
-        let reason: String = r
-            .reason
-            .clone()
-            .unwrap_or_default()
+        let cell = |s: &str| davit_core::text::line(&davit_core::redact::redact(s)).into_owned();
+        let reason: String = cell(r.reason.as_deref().unwrap_or_default())
             .chars()
             .take(70)
             .collect();
         out.push_str(&format!(
             "{mark} {:<20}  {:<12}  {:<10}  {:<6}  {:<10}  {}\n",
-            r.at,
+            cell(&r.at),
             event,
-            r.version,
-            r.color.as_deref().unwrap_or("-"),
-            r.actor,
+            cell(&r.version),
+            cell(r.color.as_deref().unwrap_or("-")),
+            cell(&r.actor),
             reason
         ));
     }

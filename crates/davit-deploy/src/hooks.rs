@@ -1,0 +1,76 @@
+//! The steps every strategy's deploy plan shares around its own: the release folder, its env
+//! file, and the pre- and post-deploy hooks.
+//!
+//! Pre-deploy hooks (migrations) run before any switch, after the env file they read exists;
+//! post-deploy hooks run once the release is live. Both are plan steps, so the dry run shows
+//! them and a failure undoes what the plan did before.
+
+use crate::target::Target;
+use crate::{NewRelease, Observed, docker, env_path, release_dir};
+use davit_config::HookPlace;
+use davit_core::{Cmd, FileBody, Plan, Secret, Step};
+use std::time::Duration;
+
+/// The release folder, its 0600 env file, and pre-deploy hooks (which run before any switch).
+pub(crate) fn push_env_and_pre_hooks(
+    plan: &mut Plan,
+    t: &Target,
+    rel: &NewRelease,
+    _obs: &Observed,
+) {
+    plan.push(
+        "create the release folder",
+        Step::MkDir {
+            path: release_dir(t, &rel.id),
+            mode: 0o700,
+        },
+    );
+    let text = docker::env_file(t, &rel.id, &rel.version);
+    let body = if t.secret_env.is_empty() {
+        FileBody::Plain(text)
+    } else {
+        FileBody::Secret(Secret::new(text))
+    };
+    plan.push(
+        "write the release's env file (0600: it may hold secrets)",
+        Step::WriteFile {
+            path: env_path(t, &rel.id),
+            body,
+            mode: 0o600,
+        },
+    );
+    for (i, h) in t.pre_deploy.iter().enumerate() {
+        plan.push(
+            format!("pre-deploy hook {}: {}", i + 1, h.run.join(" ")),
+            Step::Exec(hook_cmd(t, rel, h)),
+        );
+    }
+}
+
+pub(crate) fn push_post_hooks(plan: &mut Plan, t: &Target, rel: &NewRelease) {
+    for (i, h) in t.post_deploy.iter().enumerate() {
+        plan.push(
+            format!("post-deploy hook {}: {}", i + 1, h.run.join(" ")),
+            Step::Exec(hook_cmd(t, rel, h)),
+        );
+    }
+}
+
+fn hook_cmd(t: &Target, rel: &NewRelease, h: &davit_config::Hook) -> Cmd {
+    let timeout = Duration::from_secs(h.timeout_secs);
+    match h.on {
+        HookPlace::Image => {
+            docker::hook_in_image(&rel.image, &env_path(t, &rel.id), &h.run, timeout)
+        }
+        HookPlace::Host => Cmd::new(h.run[0].clone())
+            .args(h.run[1..].iter().cloned())
+            .env("DAVIT_APP", t.app.clone())
+            .env("DAVIT_ENVIRONMENT", t.environment.clone())
+            .env("DAVIT_RELEASE", rel.id.clone())
+            .env("DAVIT_VERSION", rel.version.clone())
+            .env("DAVIT_IMAGE", rel.image.clone())
+            .env("DAVIT_HOSTS", t.host.clone())
+            .env("DAVIT_PERFORMER", t.actor.clone())
+            .timeout(timeout),
+    }
+}

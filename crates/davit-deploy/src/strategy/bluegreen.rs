@@ -1,0 +1,144 @@
+//! Blue-green behind davit's nginx as a [`Strategy`]: the planners are in [`crate::bluegreen`].
+
+use super::{Rollback, Strategy};
+use crate::bluegreen as bg;
+use crate::observe::{Observed, Seen};
+use crate::target::{BluGreenPorts, Target, url_host};
+use crate::{NewRelease, docker, nginx};
+use async_trait::async_trait;
+use davit_core::{Failure, Plan, Probe};
+use davit_exec::Executor;
+use std::time::Duration;
+
+pub(super) struct BlueGreen {
+    pub ports: BluGreenPorts,
+}
+
+#[async_trait]
+impl Strategy for BlueGreen {
+    fn name(&self) -> &'static str {
+        "blue-green"
+    }
+
+    /// The live site file (which color and release nginx sends traffic to) and whether nginx
+    /// runs: the proxy is what serves, so it, not the ledger, says what is live.
+    async fn observe(
+        &self,
+        exec: &dyn Executor,
+        t: &Target,
+        obs: &mut Observed,
+    ) -> Result<(), Failure> {
+        let files = nginx::Files::of(t);
+        if let Some(text) = exec
+            .read_file(&files.site())
+            .await
+            .map_err(|e| Failure::infra(e.to_string()))?
+        {
+            obs.live = nginx::parse_live(&String::from_utf8_lossy(&text));
+        }
+        obs.seen = Seen::Proxy {
+            nginx_running: pid_alive(exec, &files.pid()).await,
+        };
+        Ok(())
+    }
+
+    fn pulls_image(&self) -> bool {
+        true
+    }
+
+    fn plan_deploy(&self, t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
+        bg::plan_deploy(t, self.ports, rel, obs)
+    }
+
+    fn deploy_color(&self, obs: &Observed) -> Option<String> {
+        Some(bg::idle_color(obs).to_string())
+    }
+
+    /// Switch back to the color that still runs the release (started again if stopped), or
+    /// re-create it from its image when its container is gone.
+    async fn plan_rollback(
+        &self,
+        exec: &dyn Executor,
+        t: &Target,
+        rb: &Rollback<'_>,
+        obs: &Observed,
+        _warnings: &mut Vec<String>,
+    ) -> Result<(Plan, Option<String>), Failure> {
+        let rel = &rb.rel;
+        let bad_color = rb.live.and_then(|r| r.color.clone());
+        let image_present = docker::image_id(exec, &rel.image).await.is_some();
+        let color = rb.to.color.clone().unwrap_or_else(|| "blue".into());
+        let state = docker::container(exec, &bg::container_name(t, &color)).await;
+        match state {
+            Some(s) if s.release == rel.id && (s.running || image_present) => Ok((
+                bg::plan_switch_back(
+                    t,
+                    self.ports,
+                    &color,
+                    &rel.id,
+                    &rel.version,
+                    !s.running,
+                    bad_color.as_deref(),
+                    obs,
+                ),
+                Some(color),
+            )),
+            _ if image_present => {
+                // Re-creating the release writes its env file again.
+                t.require_secrets()?;
+                let new_color = bg::idle_color(obs).to_string();
+                Ok((
+                    bg::plan_redeploy(t, self.ports, rel, bad_color.as_deref(), obs),
+                    Some(new_color),
+                ))
+            }
+            _ => Err(rb.refuse(format!(
+                "its container ({}) and its image ({}) are both gone",
+                bg::container_name(t, &color),
+                rel.image
+            ))),
+        }
+    }
+
+    fn probes(&self, t: &Target, live_color: Option<&str>, version: &str) -> Vec<(String, Probe)> {
+        let mut v = Vec::new();
+        if let Some(c) = live_color {
+            v.push((
+                format!("{c} direct"),
+                bg::direct_probe(t, self.ports, c, version),
+            ));
+        }
+        v.push((
+            "public path".into(),
+            bg::proxy_probe(t, self.ports, version),
+        ));
+        v
+    }
+
+    fn metrics_instance(&self, t: &Target, live_color: Option<&str>) -> Option<String> {
+        live_color.map(|c| format!("{}:{}", url_host(&t.bind), bg::port_of(self.ports, c)))
+    }
+
+    fn public_url(&self, t: &Target) -> Option<String> {
+        Some(format!(
+            "http://{}:{}",
+            url_host(&t.proxy.listen),
+            self.ports.public
+        ))
+    }
+}
+
+/// Whether the process in `pid_file` runs (`kill -0`).
+async fn pid_alive(exec: &dyn Executor, pid_file: &std::path::Path) -> bool {
+    let Ok(Some(bytes)) = exec.read_file(pid_file).await else {
+        return false;
+    };
+    let pid = String::from_utf8_lossy(&bytes).trim().to_string();
+    if pid.is_empty() || !pid.chars().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let c = davit_core::Cmd::new("kill")
+        .args(["-0", &pid])
+        .timeout(Duration::from_secs(5));
+    exec.run(&c).await.is_ok_and(|o| o.success())
+}
