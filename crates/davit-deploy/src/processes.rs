@@ -19,7 +19,7 @@
 //! caller leaves out migrations and hooks. Containers are found by their labels
 //! (`davit.process`), never by name patterns, and volumes are never removed.
 
-use davit_config::{AppSet, ProcessSpec, Readiness};
+use davit_config::{AppSet, HealthCmd, ProcessSpec, Readiness};
 use davit_core::plan::shell_quote;
 use davit_core::{Cmd, ContainerReady, Plan, ReadyCheck, Step};
 use davit_exec::Executor;
@@ -154,31 +154,36 @@ pub fn run_cmd(rel: &ProcRelease<'_>, network: &str, p: &ProcessSpec, replica: u
         c = c.arg("--mount").arg(m.docker_arg());
     }
     if let Some(h) = &p.healthcheck {
-        let cmd = match h.test.first().map(String::as_str) {
-            Some("CMD-SHELL") => h.test[1..].join(" "),
-            _ => h.test[1..]
-                .iter()
-                .map(|a| shell_quote(a))
-                .collect::<Vec<_>>()
-                .join(" "),
-        };
-        c = c
-            .arg("--health-cmd")
-            .arg(cmd)
-            .arg("--health-interval")
-            .arg(format!("{}ms", h.interval_ms))
-            .arg("--health-timeout")
-            .arg(format!("{}ms", h.timeout_ms))
-            .arg("--health-retries")
-            .arg(h.retries.to_string())
-            .arg("--health-start-period")
-            .arg(format!("{}ms", h.start_period_ms));
+        c = health_args(c, h);
     }
     c = c.arg(rel.image);
     if let Some(cmd) = &p.command {
         c = c.args(cmd.iter().cloned());
     }
     c.timeout(Duration::from_secs(120))
+}
+
+/// `docker run`'s health check flags for a compose `healthcheck:` (Docker runs `--health-cmd`
+/// through a shell, so the CMD form is quoted into one line).
+pub fn health_args(c: Cmd, h: &HealthCmd) -> Cmd {
+    let cmd = match h.test.first().map(String::as_str) {
+        Some("CMD-SHELL") => h.test[1..].join(" "),
+        _ => h.test[1..]
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    c.arg("--health-cmd")
+        .arg(cmd)
+        .arg("--health-interval")
+        .arg(format!("{}ms", h.interval_ms))
+        .arg("--health-timeout")
+        .arg(format!("{}ms", h.timeout_ms))
+        .arg("--health-retries")
+        .arg(h.retries.to_string())
+        .arg("--health-start-period")
+        .arg(format!("{}ms", h.start_period_ms))
 }
 
 /// Stop with the container's own stop signal, then SIGKILL after `grace` seconds.

@@ -13,7 +13,6 @@
 use crate::processes::{ready_step, stop_cmd};
 use davit_config::compose_file::interpolate;
 use davit_config::{AppSet, EnvValue, ServiceSpec};
-use davit_core::plan::shell_quote;
 use davit_core::{Cmd, FileBody, Plan, Secret, Step};
 use davit_exec::Executor;
 use serde::Serialize;
@@ -168,21 +167,7 @@ pub fn run_cmd(
         c = c.arg("--mount").arg(m.docker_arg());
     }
     if let Some(h) = &s.healthcheck {
-        let cmd = match h.test.first().map(String::as_str) {
-            Some("CMD-SHELL") => h.test[1..].join(" "),
-            _ => h.test[1..]
-                .iter()
-                .map(|a| shell_quote(a))
-                .collect::<Vec<_>>()
-                .join(" "),
-        };
-        c = c
-            .arg("--health-cmd")
-            .arg(cmd)
-            .arg("--health-interval")
-            .arg(format!("{}ms", h.interval_ms))
-            .arg("--health-retries")
-            .arg(h.retries.to_string());
+        c = crate::processes::health_args(c, h);
     }
     c = c.arg(&s.image);
     if let Some(cmd) = &s.command {
