@@ -16,6 +16,7 @@ pub mod validate;
 
 pub use exit::{Exit, Failure};
 pub use plan::{
-    Arg, Cmd, ContainerReady, FileBody, Plan, PlannedStep, Probe, ProbeExpect, ReadyCheck, Step,
+    Action, Arg, Cmd, ContainerReady, FileBody, Plan, PlannedStep, Probe, ProbeExpect, ReadyCheck,
+    Step,
 };
 pub use secret::Secret;

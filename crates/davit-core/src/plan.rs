@@ -149,13 +149,20 @@ pub struct Probe {
     pub interval: Duration,
     pub consecutive: u32,
     pub deadline: Duration,
+    /// The `Host` header to send (the name the app answers to); None: the URL's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl Probe {
     pub fn render(&self) -> String {
         let mut s = format!(
-            "GET {} expecting {}",
+            "GET {}{} expecting {}",
             self.url,
+            self.host
+                .as_deref()
+                .map(|h| format!(" (Host: {h})"))
+                .unwrap_or_default(),
             if self.expect.status == 0 {
                 200
             } else {
@@ -256,6 +263,35 @@ pub enum Step {
     WaitHttp(Probe),
     /// Wait until a non-HTTP container (worker, scheduler, service) is ready.
     WaitReady(ContainerReady),
+    /// An operation davit performs that is more than one command (see [`Action`]).
+    Action(Action),
+}
+
+/// An operation davit itself performs on the host that is more than one command. It is a plan
+/// step like any other (shown by the dry run, run in order, undone behind), and the runner
+/// hands it to the caller, which knows how (`davit_exec::runner::Actions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Put an image on the host, retrying a bounded number of times what can pass by itself
+    /// (a registry hiccup) and failing at once on what cannot (an unknown tag, denied).
+    Pull { image: String },
+    /// Take a database backup and verify it before migrations can run (no verified backup,
+    /// no migration); `label` names what it is before.
+    Backup { label: String },
+}
+
+impl Action {
+    pub fn render(&self) -> String {
+        match self {
+            Action::Pull { image } => {
+                format!("pull {image} (transient registry errors retried, bounded)")
+            }
+            Action::Backup { label } => {
+                format!("back up the database ({label}) and verify the backup")
+            }
+        }
+    }
 }
 
 impl Step {
@@ -278,6 +314,7 @@ impl Step {
             Step::MkDir { path, mode } => format!("mkdir -p {} (mode {mode:04o})", path.display()),
             Step::WaitHttp(p) => format!("probe {}", p.render()),
             Step::WaitReady(r) => r.render(),
+            Step::Action(a) => a.render(),
         }
     }
 }
@@ -292,6 +329,10 @@ pub struct PlannedStep {
     /// is rejected (exit 1), rather than the host being at fault (exit 3).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub check: bool,
+    /// A record of what happened (the ledger line): when it fails, the runner carries on and
+    /// reports it, because a release that went live must not be undone for want of a record.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub best_effort: bool,
 }
 
 /// An ordered list of steps for one host.
@@ -315,7 +356,21 @@ impl Plan {
             step,
             undo: Vec::new(),
             check: false,
+            best_effort: false,
         });
+        self
+    }
+    /// Add a step whose failure is reported, not fatal (see [`PlannedStep::best_effort`]).
+    pub fn push_best_effort(&mut self, summary: impl Into<String>, step: Step) -> &mut Self {
+        self.push(summary, step);
+        if let Some(last) = self.steps.last_mut() {
+            last.best_effort = true;
+        }
+        self
+    }
+    /// The steps of `other` after this plan's.
+    pub fn extend(&mut self, other: Plan) -> &mut Self {
+        self.steps.extend(other.steps);
         self
     }
     /// Add a step that checks the release (see [`PlannedStep::check`]).
@@ -338,6 +393,7 @@ impl Plan {
             step,
             undo,
             check: false,
+            best_effort: false,
         });
         self
     }

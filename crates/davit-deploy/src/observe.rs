@@ -29,6 +29,9 @@ pub struct Observed {
     pub torn_ledger_tail: bool,
     /// What only the strategy reads (see [`crate::strategy::Strategy::observe`]).
     pub seen: Seen,
+    /// Blue-green: host folders of the named volumes the proxy serves (see
+    /// [`nginx::volume_dirs`]).
+    pub volumes: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 /// The strategy's own observation.

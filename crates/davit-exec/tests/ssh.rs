@@ -292,6 +292,7 @@ async fn a_plan_runs_on_the_remote_host() {
             interval: Duration::from_millis(50),
             consecutive: 3,
             deadline: Duration::from_secs(20),
+            host: None,
         }),
     );
     run_plan(&ssh, &plan, &Quiet).await.unwrap();

@@ -179,18 +179,20 @@ fn a_cached_archive_from_today_is_used_without_a_download() {
     assert_eq!(server.requests.load(Ordering::SeqCst), 2);
 }
 
+/// Fetch npm's archive, which must fail.
+fn npm_fails(s: &FetchSettings, accepted: &str) -> FetchError {
+    fetch(s, &ecos(&["npm"]), Utc::now()).err().expect(accepted)
+}
+
 #[test]
 fn a_truncated_download_is_refused_and_leaves_nothing_in_the_cache() {
     let server = Server::start();
     server.serve("npm", Serve::Truncated(osv_zip("npm").0));
     let cache = tempfile::tempdir().unwrap();
-    let e = fetch(
+    let e = npm_fails(
         &settings(&server, cache.path()),
-        &ecos(&["npm"]),
-        Utc::now(),
-    )
-    .err()
-    .expect("truncated archive accepted");
+        "truncated archive accepted",
+    );
     assert!(matches!(e, FetchError::Truncated { .. }), "{e}");
     let left: Vec<_> = std::fs::read_dir(cache.path()).unwrap().flatten().collect();
     assert!(left.is_empty(), "{left:?}");
@@ -200,13 +202,7 @@ fn a_truncated_download_is_refused_and_leaves_nothing_in_the_cache() {
 fn a_404_is_not_found_with_a_hint_about_the_url() {
     let server = Server::start();
     let cache = tempfile::tempdir().unwrap();
-    let e = fetch(
-        &settings(&server, cache.path()),
-        &ecos(&["npm"]),
-        Utc::now(),
-    )
-    .err()
-    .expect("404 accepted");
+    let e = npm_fails(&settings(&server, cache.path()), "404 accepted");
     assert!(matches!(e, FetchError::NotFound { status: 404, .. }), "{e}");
     assert!(e.hint().contains("osv-url"));
 }
@@ -218,9 +214,7 @@ fn a_slow_server_times_out() {
     let cache = tempfile::tempdir().unwrap();
     let mut s = settings(&server, cache.path());
     s.timeout = Duration::from_secs(2);
-    let e = fetch(&s, &ecos(&["npm"]), Utc::now())
-        .err()
-        .expect("slow download accepted");
+    let e = npm_fails(&s, "slow download accepted");
     assert!(matches!(e, FetchError::Slow { seconds: 2, .. }), "{e}");
 }
 
@@ -229,13 +223,7 @@ fn data_older_than_the_limit_is_refused() {
     let server = Server::start();
     server.serve("npm", Serve::Ok(osv_zip("npm").0, http_date(24 * 10)));
     let cache = tempfile::tempdir().unwrap();
-    let e = fetch(
-        &settings(&server, cache.path()),
-        &ecos(&["npm"]),
-        Utc::now(),
-    )
-    .err()
-    .expect("stale data accepted");
+    let e = npm_fails(&settings(&server, cache.path()), "stale data accepted");
     assert!(matches!(e, FetchError::TooOld { .. }), "{e}");
 }
 
@@ -248,13 +236,7 @@ fn a_complete_download_that_is_not_a_valid_archive_is_refused() {
     zip[mid] ^= 0xff;
     server.serve("npm", Serve::Ok(zip, http_date(1)));
     let cache = tempfile::tempdir().unwrap();
-    let e = fetch(
-        &settings(&server, cache.path()),
-        &ecos(&["npm"]),
-        Utc::now(),
-    )
-    .err()
-    .expect("corrupt archive accepted");
+    let e = npm_fails(&settings(&server, cache.path()), "corrupt archive accepted");
     assert!(matches!(e, FetchError::Corrupt { .. }), "{e}");
     assert!(!cache.path().join("npm.zip").exists());
 }

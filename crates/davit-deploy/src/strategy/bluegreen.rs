@@ -8,7 +8,6 @@ use crate::{NewRelease, docker, nginx};
 use async_trait::async_trait;
 use davit_core::{Failure, Plan, Probe};
 use davit_exec::Executor;
-use std::time::Duration;
 
 pub(super) struct BlueGreen {
     pub ports: BluGreenPorts,
@@ -37,8 +36,9 @@ impl Strategy for BlueGreen {
             obs.live = nginx::parse_live(&String::from_utf8_lossy(&text));
         }
         obs.seen = Seen::Proxy {
-            nginx_running: pid_alive(exec, &files.pid()).await,
+            nginx_running: crate::supervise::pid_alive(exec, &files.pid()).await,
         };
+        obs.volumes = nginx::volume_dirs(exec, t, false).await?;
         Ok(())
     }
 
@@ -126,19 +126,4 @@ impl Strategy for BlueGreen {
             self.ports.public
         ))
     }
-}
-
-/// Whether the process in `pid_file` runs (`kill -0`).
-async fn pid_alive(exec: &dyn Executor, pid_file: &std::path::Path) -> bool {
-    let Ok(Some(bytes)) = exec.read_file(pid_file).await else {
-        return false;
-    };
-    let pid = String::from_utf8_lossy(&bytes).trim().to_string();
-    if pid.is_empty() || !pid.chars().all(|c| c.is_ascii_digit()) {
-        return false;
-    }
-    let c = davit_core::Cmd::new("kill")
-        .args(["-0", &pid])
-        .timeout(Duration::from_secs(5));
-    exec.run(&c).await.is_ok_and(|o| o.success())
 }
