@@ -8,6 +8,7 @@
 //! `undo` steps of what was done in reverse, so compensation lives in one place.
 
 pub mod local;
+pub mod ready;
 pub mod recording;
 pub mod runner;
 pub mod ssh;

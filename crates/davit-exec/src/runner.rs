@@ -277,6 +277,12 @@ pub async fn run_step_with(
                 .map(|_| ())
                 .map_err(StepError::Probe);
         }
+        // A container that never gets ready is, like a probe, a health verdict.
+        Step::WaitReady(r) => {
+            return crate::ready::wait_ready(exec, r)
+                .await
+                .map_err(StepError::Probe);
+        }
     };
     r.map_err(StepError::Exec)
 }
