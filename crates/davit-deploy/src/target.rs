@@ -50,7 +50,7 @@ pub struct Target {
 
 /// One variant per strategy, holding the settings only that strategy uses: a planner receives
 /// its settings by type, so none of them unwraps an `Option` that config validation promised
-/// to fill. Built from the config by [`crate::strategy::settings`].
+/// to fill. Built from the config by `strategy::settings`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StrategySettings {
     Compose {

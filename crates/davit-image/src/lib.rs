@@ -17,6 +17,7 @@ pub mod finding;
 pub mod meta;
 pub mod osv;
 pub mod osv_fetch;
+mod pipeline;
 pub mod policy;
 pub mod report;
 pub mod run;
