@@ -2,8 +2,8 @@
 //! the metric analysis ticked on its own interval beside it.
 
 use crate::{Measurement, Verdict, VerifyOptions, proxy_recovered};
-use davit_deploy::Target;
 use davit_core::Probe;
+use davit_deploy::Target;
 use davit_exec::runner::check_response;
 use davit_exec::{Executor, Timeline};
 use std::time::Instant;
