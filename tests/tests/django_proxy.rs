@@ -8,6 +8,7 @@ use davit_exec::{Local, runner::Quiet};
 use davit_tests::*;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 
 const REPO: &str = "davit-test-django";
@@ -57,9 +58,12 @@ fn open_up(sb: &Sandbox) {
     }
 }
 
-struct Volume(String);
+/// The test's media volume, removed after the containers that use it (a volume in use cannot
+/// be removed, and a leftover would point at a folder that is gone).
+struct Volume(String, String);
 impl Drop for Volume {
     fn drop(&mut self) {
+        cleanup_app(&self.1, Path::new("/nonexistent"));
         let _ = Command::new("docker")
             .args(["volume", "rm", "-f", &self.0])
             .output();
@@ -134,7 +138,11 @@ fn django_like_app_static_media_and_websocket_through_the_managed_nginx() {
     demo_image(REPO, "v1", &[]);
     let sb = Sandbox::new("t-django");
     open_up(&sb);
-    let volume = Volume(format!("davit-test-{}-media", sb.app));
+    let volume = Volume(format!("davit-test-{}-media", sb.app), sb.app.clone());
+    // A volume left by a killed run would point at its (gone) folder.
+    let _ = Command::new("docker")
+        .args(["volume", "rm", "-f", &volume.0])
+        .output();
     let extra = format!(
         "url = \"http://shop.test\"\n{}",
         django_toml(&sb, &volume.0)
