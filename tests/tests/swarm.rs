@@ -444,6 +444,12 @@ fn t33_swarm_rolls_back_a_bad_release_and_davit_reports_failure() {
     s.configure(2, 2);
     s.deploy("v1");
     assert_eq!(s.versions(), vec!["v1", "v1"]);
+    // Created fresh, the replicas go one per node.
+    let tasks = s.tasks();
+    assert_ne!(
+        tasks[0].0, tasks[1].0,
+        "replicas spread over the nodes: {tasks:?}"
+    );
 
     let dry = s.davit(&["deploy", "production", "--version", "bad", "--dry-run"]);
     let plan =
