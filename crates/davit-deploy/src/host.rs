@@ -65,7 +65,11 @@ pub(crate) async fn plan_deploy(
     }
     let prepared = plan.steps.len();
     if !dry_run && prepared > 0 {
-        let actions = DeployActions { t, version };
+        let actions = DeployActions {
+            t,
+            version,
+            observer,
+        };
         run_plan_with(exec, &plan, observer, &Cancel::new(), &actions)
             .await
             .map_err(refusal)?;
@@ -143,6 +147,7 @@ pub(crate) async fn run_deploy(
     let actions = DeployActions {
         t,
         version: &rel.version,
+        observer,
     };
     let clock = crate::compose::ServedClock::new(observer);
     match run_plan_with(exec, &rest, &clock, &opts.cancel, &actions).await {
@@ -242,6 +247,8 @@ fn refusal(e: PlanError) -> Failure {
 struct DeployActions<'a> {
     t: &'a Target,
     version: &'a str,
+    /// Where the backup says which dump it took and verified.
+    observer: &'a dyn Observer,
 }
 
 #[async_trait]
@@ -249,7 +256,9 @@ impl Actions for DeployActions<'_> {
     async fn run(&self, exec: &dyn Executor, action: &Action) -> Result<(), Failure> {
         match action {
             Action::Pull { image } => pull::pull(exec, image).await,
-            Action::Backup { label } => backup(exec, self.t, label, self.version).await,
+            Action::Backup { label } => {
+                backup(exec, self.t, label, self.version, self.observer).await
+            }
         }
     }
 }
@@ -403,6 +412,7 @@ async fn backup(
     t: &Target,
     label: &str,
     version: &str,
+    observer: &dyn Observer,
 ) -> Result<(), Failure> {
     let Some(settings) = &t.backup else {
         return Ok(());
@@ -431,11 +441,12 @@ async fn backup(
     if let Err(e) = davit_backup::prune(exec, &spec).await {
         tracing::warn!("backup retention: {e}");
     }
-    tracing::info!(
-        "database backup {} verified ({} bytes)",
-        manifest.id,
-        manifest.size
-    );
+    observer.event(&davit_exec::runner::Event::Note {
+        text: &format!(
+            "database backup {} verified ({} bytes)",
+            manifest.id, manifest.size
+        ),
+    });
     Ok(())
 }
 

@@ -30,6 +30,10 @@ pub enum Event<'a> {
         summary: &'a str,
         error: &'a str,
     },
+    /// What a step found or made, beside its summary ("database backup ... verified").
+    Note {
+        text: &'a str,
+    },
 }
 
 /// Receives events; the CLI prints them, GitHub Actions turns them into groups.
