@@ -38,6 +38,9 @@ pub(crate) async fn plan_deploy(
     let s = strategy::pick(&t.strategy);
     let image = t.image_for(version);
     let mut warnings = obs.ledger_warnings();
+    if !dry_run {
+        s.repair(exec, t, &mut obs, &mut warnings).await?;
+    }
     ensure_image(exec, t, s.pulls_image(), &image, &mut obs, dry_run).await?;
     s.ready(&obs, dry_run, &mut warnings)?;
     let rel = NewRelease {
@@ -112,14 +115,17 @@ pub(crate) async fn run_deploy(
             } else {
                 Exit::Infra
             };
-            Err(Failure::new(
-                exit,
-                format!(
-                    "deploy of {} to {} failed; traffic stays on the previous release: {e}",
-                    rel.version, t.environment
-                ),
-            )
-            .with_hint(hint_for(t, &plan, &e)))
+            Err(with_notes(
+                Failure::new(
+                    exit,
+                    format!(
+                        "deploy of {} to {} failed; traffic stays on the previous release: {e}",
+                        rel.version, t.environment
+                    ),
+                )
+                .with_hint(hint_for(t, &plan, &e)),
+                &warnings,
+            ))
         }
     }
 }
@@ -145,6 +151,13 @@ pub(crate) async fn plan_rollback(
     dry_run: bool,
 ) -> Result<Restore, Failure> {
     let mut warnings = obs.ledger_warnings();
+    let mut obs = obs.clone();
+    if !dry_run {
+        strategy::pick(&t.strategy)
+            .repair(exec, t, &mut obs, &mut warnings)
+            .await?;
+    }
+    let obs = &obs;
     let live_id = obs.live_release();
     let live = live_id
         .as_deref()
@@ -239,14 +252,19 @@ pub(crate) async fn run_rollback(
             let mut failed = base(Event::Failed, &to);
             failed.reason = Some(format!("rollback failed: {e}"));
             append(exec, t, &failed, &mut warnings).await;
-            Err(Failure::new(
-                Exit::Infra,
-                format!(
-                    "rollback of {} to {} failed; the current release keeps serving: {e}",
-                    t.environment, to.version
+            Err(with_notes(
+                Failure::new(
+                    Exit::Infra,
+                    format!(
+                        "rollback of {} to {} failed; the current release keeps serving: {e}",
+                        t.environment, to.version
+                    ),
+                )
+                .with_hint(
+                    "check the target release's container logs (docker logs) before retrying",
                 ),
-            )
-            .with_hint("check the target release's container logs (docker logs) before retrying"))
+                &warnings,
+            ))
         }
     }
 }
@@ -373,6 +391,16 @@ async fn append_all(exec: &dyn Executor, t: &Target, r: &[Record], warnings: &mu
             "could not record the release in the ledger (nothing partial was left in it): {e}"
         ));
     }
+}
+
+/// What was found and repaired before the plan ran (a site file that disagreed with what
+/// serves, a torn ledger line) is part of a failure's story too, not only of a success's.
+fn with_notes(mut f: Failure, warnings: &[String]) -> Failure {
+    for w in warnings {
+        f.message.push_str("\nnote: ");
+        f.message.push_str(w);
+    }
+    f
 }
 
 /// A hint for the most common causes of a failed step, from what kind of step failed and, for

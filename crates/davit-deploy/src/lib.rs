@@ -25,6 +25,7 @@ pub mod pull;
 pub mod strategy;
 pub mod swarm;
 pub mod target;
+pub mod truth;
 
 use davit_core::{Failure, Plan, validate};
 use davit_exec::runner::Cancel;

@@ -160,6 +160,9 @@ pub fn site_conf(
          \x20       proxy_set_header Host $http_host;\n\
          \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
          \x20       proxy_read_timeout {read}s;\n\
+         \x20       add_header {color_h} {color} always;\n\
+         \x20       add_header {release_h} {release} always;\n\
+         \x20       add_header {version_h} {version} always;\n\
          {snippet}\
          \x20   }}\n\
          }}\n",
@@ -167,6 +170,10 @@ pub fn site_conf(
         listen = listen_addr(&t.proxy.listen),
         read = t.proxy.read_timeout_secs,
         client_keepalive = t.proxy.client_keepalive_secs,
+        // nginx names what it serves, so davit can ask instead of trusting this file (T41).
+        color_h = crate::truth::COLOR_HEADER,
+        release_h = crate::truth::RELEASE_HEADER,
+        version_h = crate::truth::VERSION_HEADER,
     )
 }
 
