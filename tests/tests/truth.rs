@@ -284,3 +284,103 @@ fn t43_live_proxy_config_edited_by_hand() {
     eprintln!("T43: {sent} requests, {failed} failed");
     assert_eq!(failed, 0, "requests failed under load");
 }
+
+/// The step summaries of what `davit deploy` (or `rollback`) would run now.
+fn planned_steps(t: &Target, deploy_version: Option<&str>) -> Vec<String> {
+    let exec = davit_exec::Local::new();
+    let opts = davit_deploy::Options {
+        dry_run: true,
+        ..Default::default()
+    };
+    let quiet = davit_exec::runner::Quiet;
+    let report = block_on(async {
+        match deploy_version {
+            Some(v) => davit_deploy::deploy(&exec, t, v, &opts, &quiet).await,
+            None => davit_deploy::rollback(&exec, t, None, "t49", &opts, &quiet).await,
+        }
+    })
+    .unwrap_or_else(|e| panic!("dry run: {e}"));
+    report
+        .plan
+        .steps
+        .iter()
+        .map(|s| s.summary.clone())
+        .collect()
+}
+
+/// T49: SIGKILL after every step of the blue-green deploy plan and of its rollback plan, each
+/// followed by a good deploy, a deploy that never gets healthy, and a rollback, under constant
+/// load. After each: 0 failed requests and a ledger whose live release is the one serving.
+#[test]
+fn t49_sigkill_at_every_step_boundary() {
+    if !require_all(&["docker", "nginx"]) {
+        return;
+    }
+    let repo = "davit-test-t49";
+    for v in ["v1", "v2", "v3"] {
+        demo_image(repo, v, &[]);
+    }
+    demo_image(repo, "never", &[("FAULT_NEVER_HEALTHY", "1")]);
+    let sb = Sandbox::new("t-t49");
+    // A short health deadline: the sweep runs dozens of deploys that never get healthy.
+    let text = sb
+        .config_text(repo, "")
+        .replace("deadline_secs = 20", "deadline_secs = 4");
+    let config = sb.dir.path().join("davit.toml");
+    std::fs::write(&config, text).unwrap();
+    let cfg = davit_config::Config::load(&config).unwrap();
+    let t = Target::resolve(&cfg, "production", &|_| None).unwrap();
+    let e = Env {
+        public: format!("http://127.0.0.1:{}/", sb.public),
+        sb,
+        t,
+        config,
+    };
+    assert_eq!(deploy(&e, "v1").0, Some(0));
+    assert_eq!(deploy(&e, "v2").0, Some(0));
+    let mut tried = 0;
+    let mut report = Vec::new();
+    for (kind, version) in [("deploy", Some("v3")), ("rollback", None)] {
+        let steps = planned_steps(&e.t, version);
+        for i in 0..steps.len() {
+            // Re-plan from the state the previous round left; kill after its i-th step.
+            let steps = planned_steps(&e.t, version);
+            let Some(step) = steps.get(i) else { break };
+            let load = Load::start(e.sb.public);
+            let args: Vec<&str> = match version {
+                Some(v) => vec!["deploy", "production", "--version", v],
+                None => vec!["rollback", "production"],
+            };
+            let (code, out) = davit(&e.config, &args, Some(step));
+            let killed = code.is_none();
+            let what = format!("{kind} killed after step {} ({step})", i + 1);
+            // The next runs: a good deploy, one that never gets healthy, a rollback.
+            let good = if serving(&e) == "v1" { "v2" } else { "v1" };
+            let (c, o) = deploy(&e, good);
+            assert_eq!(c, Some(0), "{what}: the next deploy: {o}\n{out}");
+            assert_eq!(serving(&e), good, "{what}");
+            let (c, o) = deploy(&e, "never");
+            assert_eq!(c, Some(1), "{what}: never-healthy deploy: {o}");
+            assert_eq!(serving(&e), good, "{what}: after the failed deploy");
+            let (c, o) = davit(&e.config, &["rollback", "production"], None);
+            assert_eq!(c, Some(0), "{what}: rollback: {o}");
+            let now = serving(&e);
+            assert_eq!(
+                ledger_live(&e.t).as_deref(),
+                Some(now.as_str()),
+                "{what}: the ledger's live release is not the one serving"
+            );
+            let (sent, failed) = load.finish();
+            tried += 1;
+            report.push(format!(
+                "{what}: killed={killed} requests={sent} failed={failed}"
+            ));
+            assert_eq!(failed, 0, "{what}: requests failed");
+        }
+    }
+    for r in &report {
+        eprintln!("T49 {r}");
+    }
+    eprintln!("T49: {tried} kill points, 0 unsafe outcomes, 0 failed requests");
+    assert!(tried >= 10, "too few kill points: {report:#?}");
+}
