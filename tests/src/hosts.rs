@@ -148,6 +148,77 @@ impl SimHosts {
         ));
     }
 
+    /// Make the hosts one Docker Swarm: host 0 initialises it (the manager) and the others join
+    /// as workers over their own addresses, so Swarm's traffic (2377, 7946, VXLAN on UDP 4789)
+    /// crosses the links like between real servers. The machine forwards between the hosts'
+    /// subnets (a `DOCKER-USER` ACCEPT per host, removed with the host). A 1 s dispatcher
+    /// heartbeat makes a cut-off node `Down` within seconds. Returns once every node is Ready.
+    pub fn form_swarm(&self) {
+        for h in &self.hosts {
+            allow_forwarding(h.slot.k);
+        }
+        let manager = &self.hosts[0];
+        let docker = |h: &SimHost, args: &[&str]| -> String {
+            let out = Command::new("docker")
+                .args(["-H", &h.docker_host])
+                .args(args)
+                .output()
+                .expect("run docker");
+            assert!(out.status.success(), "{}: docker {args:?}: {out:?}", h.name);
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        docker(
+            manager,
+            &[
+                "swarm",
+                "init",
+                "--advertise-addr",
+                &manager.addr,
+                "--dispatcher-heartbeat",
+                "1s",
+            ],
+        );
+        let token = docker(manager, &["swarm", "join-token", "-q", "worker"]);
+        for h in &self.hosts[1..] {
+            docker(
+                h,
+                &[
+                    "swarm",
+                    "join",
+                    "--token",
+                    &token,
+                    "--advertise-addr",
+                    &h.addr,
+                    &format!("{}:2377", manager.addr),
+                ],
+            );
+        }
+        self.wait_swarm_ready(Duration::from_secs(60));
+    }
+
+    /// Wait until the manager sees every host as a Ready node (after `form_swarm`, or after
+    /// `restore` of a cut-off node).
+    pub fn wait_swarm_ready(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let out = Command::new("docker")
+                .args(["-H", &self.hosts[0].docker_host])
+                .args(["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
+                .output()
+                .expect("run docker");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let ready = text.lines().filter(|l| l.ends_with(" Ready")).count();
+            if ready == self.hosts.len() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "swarm nodes not all Ready after {limit:?}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// Run `sh -c cmd` on host `i` as its ssh sessions would (its namespaces, its
     /// `DOCKER_HOST`), without going through ssh: for assertions such as `curl` or `docker ps`.
     pub fn exec(&self, i: usize, cmd: &str) -> Output {
@@ -475,6 +546,7 @@ fn clean_slot(k: u8) {
                 .output();
         }
     }
+    forbid_forwarding(k);
     let netns = Path::new("/run/netns").join(&name);
     if let Ok(m) = std::fs::metadata(&netns) {
         kill_namespace(m.ino());
@@ -495,6 +567,52 @@ fn clean_slot(k: u8) {
         && let Err(e) = std::fs::remove_dir_all(&dir)
     {
         eprintln!("warning: removing {}: {e}", dir.display());
+    }
+}
+
+/// The machine's FORWARD policy is DROP (Docker sets it) and Docker accepts only its own
+/// bridges' traffic; `DOCKER-USER` is where Docker lets others add rules. One rule per slot,
+/// tagged with the slot's name, so each host removes exactly its own.
+fn forwarding_rule(k: u8) -> Vec<String> {
+    let subnet = format!("10.231.{k}.0/24");
+    [
+        "DOCKER-USER",
+        "-s",
+        &subnet,
+        "-d",
+        "10.231.0.0/16",
+        "-m",
+        "comment",
+        "--comment",
+        &format!("dvsim{k}"),
+        "-j",
+        "ACCEPT",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn allow_forwarding(k: u8) {
+    let out = Command::new("iptables")
+        .args(["-w", "-I"])
+        .args(forwarding_rule(k))
+        .output()
+        .expect("run iptables");
+    assert!(out.status.success(), "iptables -I DOCKER-USER: {out:?}");
+}
+
+fn forbid_forwarding(k: u8) {
+    // Twice at most in practice (a killed run's rule, then ours); bounded anyway.
+    for _ in 0..10 {
+        let gone = Command::new("iptables")
+            .args(["-w", "-D"])
+            .args(forwarding_rule(k))
+            .stderr(Stdio::null())
+            .status()
+            .map_or(true, |s| !s.success());
+        if gone {
+            break;
+        }
     }
 }
 

@@ -292,115 +292,23 @@ pub fn ledger_events(t: &Target) -> Vec<String> {
         .collect()
 }
 
-/// A usable one-node swarm with a working routing mesh, or false (a panic under CI=true).
-///
-/// Makes this engine a swarm manager when it is not one (`docker swarm init --advertise-addr
-/// 127.0.0.1`) and leaves the swarm active afterwards: other suites do not notice it, and
-/// leaving and re-joining per test would be slow. The routing mesh needs the kernel's IPVS;
-/// Docker loads it at swarm init, and without it published ports refuse every connection, so
-/// its absence is a missing component like any other.
-pub fn require_swarm() -> bool {
-    if !require("docker") {
-        return false;
-    }
-    let state = || {
-        Command::new("docker")
-            .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
-    };
-    if state() != "active" {
-        let out = Command::new("docker")
-            .args(["swarm", "init", "--advertise-addr", "127.0.0.1"])
-            .output()
-            .expect("docker runs");
-        assert!(
-            out.status.success() || state() == "active",
-            "docker swarm init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    if Path::new("/proc/net/ip_vs").exists() {
-        return true;
-    }
-    let what =
-        "IPVS (the kernel's ip_vs, which Swarm's routing mesh needs: /proc/net/ip_vs is missing)";
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is required by this test and missing; CI=true does not allow skipping");
-    }
-    eprintln!("SKIP: {what} is not available here (set CI=true to make this a failure)");
-    false
-}
-
-/// Removes a davit swarm stack (`davit-<app>-<env>`) when dropped, and once up front in case a
-/// killed run left it behind. Declare it after the `Sandbox` so it is dropped first: the
-/// sandbox's container cleanup would otherwise race Swarm restarting the tasks.
-pub struct SwarmStack(pub String);
-
-impl SwarmStack {
-    pub fn new(app: &str, env: &str) -> SwarmStack {
-        let s = SwarmStack(format!("davit-{app}-{env}"));
-        s.remove();
-        s
-    }
-
-    fn remove(&self) {
-        let _ = Command::new("docker")
-            .args(["stack", "rm", &self.0])
-            .output();
-        // `stack rm` returns before the tasks are gone; wait (bounded) so the next test's
-        // published port and network are free.
-        for _ in 0..60 {
-            let out = Command::new("docker")
-                .args([
-                    "ps",
-                    "-aq",
-                    "--filter",
-                    &format!("label=com.docker.stack.namespace={}", self.0),
-                ])
-                .output();
-            match out {
-                Ok(o) if !o.stdout.iter().any(|b| !b.is_ascii_whitespace()) => break,
-                Ok(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
-                Err(_) => break,
-            }
-        }
-    }
-
-    /// `docker service inspect` of the stack's service with a Go template.
-    pub fn inspect(&self, format: &str) -> String {
-        let out = Command::new("docker")
-            .args(["service", "inspect", "--format", format])
-            .arg(format!("{}_app", self.0))
-            .output()
-            .expect("docker runs");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    /// The versions of the service's running tasks (one entry per task).
-    pub fn running_versions(&self) -> Vec<String> {
-        let out = Command::new("docker")
-            .args([
-                "ps",
-                "--filter",
-                &format!("label=com.docker.stack.namespace={}", self.0),
-                "--format",
-                "{{.Label \"davit.version\"}}",
-            ])
-            .output()
-            .expect("docker runs");
-        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(String::from)
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for SwarmStack {
-    fn drop(&mut self) {
-        self.remove();
-    }
+/// The swarm strategy's proxy image (HAProxy from Debian, `scripts/build-swarm-proxy.sh`), built
+/// once per machine: the script does nothing when the image exists.
+pub fn swarm_proxy_image() -> String {
+    static BUILT: OnceLock<String> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let image = "davit/haproxy:bookworm".to_string();
+            let out = Command::new(repo_root().join("scripts/build-swarm-proxy.sh"))
+                .arg(&image)
+                .output()
+                .expect("run scripts/build-swarm-proxy.sh");
+            assert!(
+                out.status.success(),
+                "building {image}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            image
+        })
+        .clone()
 }

@@ -111,28 +111,33 @@ impl Pipeline {
             .stderr(Stdio::piped())
             .spawn()
             .expect("act");
+        // Read act's output while it runs: a full pipe would block act (and the test with it).
+        let readers = [
+            drain(child.stdout.take().unwrap()),
+            drain(child.stderr.take().unwrap()),
+        ];
         // Play the approver: comment on each new approval issue.
         let started = Instant::now();
         let approved_before = fake.issues().len();
         let mut approved = approved_before;
-        while child.try_wait().unwrap().is_none() {
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
             for issue in fake.issues().iter().skip(approved) {
                 fake.add_comment(issue.number, "alice", "approve");
                 approved += 1;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(900),
-                "act did not finish within 15 minutes"
-            );
+            if started.elapsed() > Duration::from_secs(900) {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log: [String; 2] = readers.map(|r| r.join().unwrap());
+                panic!("act did not finish within 15 minutes:\n{}", log.join("\n"));
+            }
             std::thread::sleep(Duration::from_millis(200));
-        }
-        let out = child.wait_with_output().unwrap();
-        let log = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), log)
+        };
+        let log: [String; 2] = readers.map(|r| r.join().unwrap());
+        (status.success(), log.join("\n"))
     }
 
     fn version(&self) -> String {
@@ -147,6 +152,15 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         cleanup_app(&self.app, &self._dir.path().join("state"));
     }
+}
+
+/// Read a child's pipe to its end on a thread of its own.
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = pipe.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    })
 }
 
 #[test]

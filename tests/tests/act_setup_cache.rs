@@ -69,24 +69,82 @@ impl Setup {
         (out.status.success(), log)
     }
 
-    /// A release archive whose binaries are scripts that leave the marker when run.
+    /// A davit binary that is a script leaving the marker when run.
+    fn bad_binary(&self, path: &Path) {
+        std::fs::write(
+            path,
+            format!("#!/bin/sh\ntouch '{}'\n", self.marker.display()),
+        )
+        .unwrap();
+        sh(
+            path.parent().unwrap(),
+            "chmod",
+            &["+x", path.to_str().unwrap()],
+        );
+    }
+
+    /// A release archive whose binaries are all bad.
     fn bad_archive(&self, into: &Path) {
         let stage = self.dir.path().join("bad-stage");
         std::fs::create_dir_all(&stage).unwrap();
         for b in BINS {
-            let path = stage.join(b);
-            std::fs::write(
-                &path,
-                format!("#!/bin/sh\ntouch '{}'\n", self.marker.display()),
-            )
-            .unwrap();
-            sh(&stage, "chmod", &["+x", b]);
+            self.bad_binary(&stage.join(b));
         }
-        let mut args = vec!["-czf".to_string(), into.display().to_string()];
-        args.extend(["-C".to_string(), stage.display().to_string()]);
-        args.extend(BINS.iter().map(|b| b.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        sh(&stage, "tar", &args);
+        let (into, stage) = (into.display().to_string(), stage.display().to_string());
+        let mut args = vec!["-czf", &into, "-C", &stage];
+        args.extend(BINS);
+        sh(self.dir.path(), "tar", &args);
+    }
+
+    /// Change every entry act's cache server holds (its `.davit-setup` folder, as
+    /// actions/cache will unpack it), the way a corrupted store or a tampering job would.
+    fn edit_entries(&self, edit: impl Fn(&Path)) {
+        let blobs = cache_blobs(&self.cache);
+        assert!(!blobs.is_empty(), "no cache entry to change");
+        for blob in blobs {
+            let unpacked = tempfile::tempdir_in(self.dir.path()).unwrap();
+            let (blob, dir) = (
+                blob.display().to_string(),
+                unpacked.path().display().to_string(),
+            );
+            sh(
+                unpacked.path(),
+                "tar",
+                &["--zstd", "-xf", &blob, "-C", &dir],
+            );
+            edit(&unpacked.path().join(".davit-setup"));
+            sh(
+                unpacked.path(),
+                "tar",
+                &[
+                    "--posix",
+                    "--zstd",
+                    "-cf",
+                    &blob,
+                    "-C",
+                    &dir,
+                    ".davit-setup",
+                ],
+            );
+        }
+    }
+
+    /// Turn an entry into a built one (what a cargo build saves): bin/ and SHA256SUMS of the
+    /// real binaries.
+    fn as_built_entry(&self, entry: &Path) {
+        std::fs::remove_file(entry.join(ARCHIVE)).unwrap();
+        let bin = entry.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let (archive, dir) = (
+            self.actions.archive.display().to_string(),
+            bin.display().to_string(),
+        );
+        sh(entry, "tar", &["-xzf", &archive, "-C", &dir]);
+        let sums = BINS
+            .iter()
+            .map(|b| format!("{}  {b}\n", sha256(&bin.join(b))))
+            .collect::<String>();
+        std::fs::write(entry.join("SHA256SUMS"), sums).unwrap();
     }
 }
 
@@ -114,43 +172,25 @@ fn setup_refuses_a_corrupted_cache_entry_and_downloads_again() {
     assert_eq!(said(&log, "downloaded and verified"), 1, "{log}");
     assert!(log.contains("Cache saved"), "{log}");
     assert!(log.contains("davit-verify answered"), "{log}");
-    let blobs = cache_blobs(&s.cache);
-    assert_eq!(blobs.len(), 1, "one cache entry expected: {blobs:?}");
+    assert_eq!(cache_blobs(&s.cache).len(), 1, "one cache entry expected");
 
-    // Second run restores it: no download.
+    // Second run restores it: no download. The step summary says so too.
     let (ok, log) = s.run();
     assert!(ok, "{log}");
     assert_eq!(said(&log, "restored from the Actions cache"), 1, "{log}");
+    assert!(
+        log.contains("Summary - **davit setup** (v1): restored from the Actions cache in "),
+        "{log}"
+    );
     assert_eq!(s.actions.release.downloads(), 1, "{log}");
 
     // The stored entry now holds another archive (what a corrupted or tampered entry looks like
     // once actions/cache has unpacked it): restored, refused against checksums.sha256, never run,
     // and the archive is downloaded and verified again.
-    let unpacked = s.dir.path().join("entry");
-    std::fs::create_dir_all(&unpacked).unwrap();
-    let blob = blobs[0].display().to_string();
-    let unpacked_s = unpacked.display().to_string();
-    sh(
-        &unpacked,
-        "tar",
-        &["--zstd", "-xf", &blob, "-C", &unpacked_s],
-    );
-    let stored = unpacked.join(".davit-setup").join(ARCHIVE);
-    assert!(stored.exists(), "the entry holds no {ARCHIVE}");
-    s.bad_archive(&stored);
-    sh(
-        &unpacked,
-        "tar",
-        &[
-            "--posix",
-            "--zstd",
-            "-cf",
-            &blob,
-            "-C",
-            &unpacked_s,
-            ".davit-setup",
-        ],
-    );
+    s.edit_entries(|entry| {
+        assert!(entry.join(ARCHIVE).exists(), "the entry holds no {ARCHIVE}");
+        s.bad_archive(&entry.join(ARCHIVE));
+    });
     let (ok, log) = s.run();
     assert!(ok, "{log}");
     assert!(log.contains("Cache restored"), "{log}");
@@ -158,6 +198,24 @@ fn setup_refuses_a_corrupted_cache_entry_and_downloads_again() {
     assert_eq!(said(&log, "downloaded and verified"), 1, "{log}");
     assert!(!s.marker.exists(), "a binary from the refused entry ran");
     assert_eq!(s.actions.release.downloads(), 2, "{log}");
+
+    // A built entry (bin/ and SHA256SUMS, what a cargo build saves) is restored after its
+    // sums are checked...
+    s.edit_entries(|entry| s.as_built_entry(entry));
+    let (ok, log) = s.run();
+    assert!(ok, "{log}");
+    assert_eq!(said(&log, "restored from the Actions cache"), 1, "{log}");
+    assert!(log.contains("davit-verify answered"), "{log}");
+    assert_eq!(s.actions.release.downloads(), 2, "{log}");
+    // ...and refused, never run, when a binary no longer matches them.
+    s.edit_entries(|entry| s.bad_binary(&entry.join("bin/davit-verify")));
+    let (ok, log) = s.run();
+    assert!(ok, "{log}");
+    assert!(log.contains("refusing the cache entry"), "{log}");
+    assert!(log.contains("does not match its SHA256SUMS line"), "{log}");
+    assert_eq!(said(&log, "downloaded and verified"), 1, "{log}");
+    assert!(!s.marker.exists(), "a binary from the refused entry ran");
+    assert_eq!(s.actions.release.downloads(), 3, "{log}");
 
     // A cache blob that is not even a readable archive: actions/cache reports the failed restore,
     // setup trusts nothing of it and downloads again. (act's cache server took the entry the
@@ -172,7 +230,7 @@ fn setup_refuses_a_corrupted_cache_entry_and_downloads_again() {
     assert_eq!(said(&log, "restored from the Actions cache"), 0, "{log}");
     assert_eq!(said(&log, "downloaded and verified"), 1, "{log}");
     assert!(!s.marker.exists(), "a binary from the broken entry ran");
-    assert_eq!(s.actions.release.downloads(), 3, "{log}");
+    assert_eq!(s.actions.release.downloads(), 4, "{log}");
 }
 
 #[test]

@@ -282,8 +282,18 @@ pub struct Swarm {
     /// How long Swarm watches each updated task before counting the update good.
     #[serde(default = "default_monitor_secs")]
     pub monitor_secs: u64,
-    /// Host port published through the routing mesh (health checks go through it).
+    /// Host port the proxy publishes on every node (`mode: host`, no routing mesh); davit's
+    /// health checks go through the manager's.
     pub published_port: u32,
+    /// The proxy's image (HAProxy 2.x): `haproxy:2.6` from Docker Hub, or one built without a
+    /// registry (scripts/build-swarm-proxy.sh). It must be on every node.
+    #[serde(default = "default_proxy_image")]
+    pub proxy_image: String,
+    /// The app's container health check, run inside the task (`["CMD", ...]` is added):
+    /// Swarm gives a task traffic, and moves on in an update, only once it passes. Empty: the
+    /// image's own `HEALTHCHECK`, if any.
+    #[serde(default)]
+    pub health_cmd: Vec<String>,
     /// Upper bound for the whole update before davit gives up waiting.
     #[serde(default = "default_update_timeout")]
     pub update_timeout_secs: u64,
@@ -300,6 +310,9 @@ fn default_monitor_secs() -> u64 {
 }
 fn default_update_timeout() -> u64 {
     300
+}
+fn default_proxy_image() -> String {
+    "haproxy:2.6".into()
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -15,5 +15,5 @@ pub mod text;
 pub mod validate;
 
 pub use exit::{Exit, Failure};
-pub use plan::{Arg, Cmd, FileBody, Plan, PlannedStep, Probe, ProbeExpect, Step};
+pub use plan::{Action, Arg, Cmd, FileBody, Plan, PlannedStep, Probe, ProbeExpect, Step};
 pub use secret::Secret;

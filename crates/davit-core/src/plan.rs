@@ -209,6 +209,35 @@ pub enum Step {
     MkDir { path: PathBuf, mode: u32 },
     /// Wait until an HTTP probe passes `consecutive` times in a row before its deadline.
     WaitHttp(Probe),
+    /// An operation davit performs that is more than one command (see [`Action`]).
+    Action(Action),
+}
+
+/// An operation davit itself performs on the host that is more than one command. It is a plan
+/// step like any other (shown by the dry run, run in order, undone behind), and the runner
+/// hands it to the caller, which knows how (`davit_exec::runner::Actions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Put an image on the host, retrying a bounded number of times what can pass by itself
+    /// (a registry hiccup) and failing at once on what cannot (an unknown tag, denied).
+    Pull { image: String },
+    /// Take a database backup and verify it before migrations can run (no verified backup,
+    /// no migration); `label` names what it is before.
+    Backup { label: String },
+}
+
+impl Action {
+    pub fn render(&self) -> String {
+        match self {
+            Action::Pull { image } => {
+                format!("pull {image} (transient registry errors retried, bounded)")
+            }
+            Action::Backup { label } => {
+                format!("back up the database ({label}) and verify the backup")
+            }
+        }
+    }
 }
 
 impl Step {
@@ -230,6 +259,7 @@ impl Step {
             Step::RemoveFile { path } => format!("remove {}", path.display()),
             Step::MkDir { path, mode } => format!("mkdir -p {} (mode {mode:04o})", path.display()),
             Step::WaitHttp(p) => format!("probe {}", p.render()),
+            Step::Action(a) => a.render(),
         }
     }
 }
@@ -244,6 +274,10 @@ pub struct PlannedStep {
     /// is rejected (exit 1), rather than the host being at fault (exit 3).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub check: bool,
+    /// A record of what happened (the ledger line): when it fails, the runner carries on and
+    /// reports it, because a release that went live must not be undone for want of a record.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub best_effort: bool,
 }
 
 /// An ordered list of steps for one host.
@@ -267,7 +301,21 @@ impl Plan {
             step,
             undo: Vec::new(),
             check: false,
+            best_effort: false,
         });
+        self
+    }
+    /// Add a step whose failure is reported, not fatal (see [`PlannedStep::best_effort`]).
+    pub fn push_best_effort(&mut self, summary: impl Into<String>, step: Step) -> &mut Self {
+        self.push(summary, step);
+        if let Some(last) = self.steps.last_mut() {
+            last.best_effort = true;
+        }
+        self
+    }
+    /// The steps of `other` after this plan's.
+    pub fn extend(&mut self, other: Plan) -> &mut Self {
+        self.steps.extend(other.steps);
         self
     }
     /// Add a step that checks the release (see [`PlannedStep::check`]).
@@ -290,6 +338,7 @@ impl Plan {
             step,
             undo,
             check: false,
+            best_effort: false,
         });
         self
     }

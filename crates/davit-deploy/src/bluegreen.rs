@@ -52,7 +52,7 @@ pub fn plan_deploy(t: &Target, p: BluGreenPorts, rel: &NewRelease, obs: &Observe
         rel.version, rel.image, t.environment
     ));
     let files = Files::of(t);
-    prepare(&mut plan, &files, rel, obs);
+    prepare(&mut plan, &files);
     crate::push_env_and_pre_hooks(&mut plan, t, rel, obs);
     start_color(&mut plan, t, p, color, rel);
     plan.push(
@@ -91,7 +91,9 @@ fn start_color(plan: &mut Plan, t: &Target, p: BluGreenPorts, color: &str, rel: 
     );
 }
 
-fn prepare(plan: &mut Plan, files: &Files, rel: &NewRelease, obs: &Observed) {
+/// The image is already on the host: the pull is the host's part of the plan
+/// ([`crate::strategy::Strategy::pulls_image`]).
+fn prepare(plan: &mut Plan, files: &Files) {
     plan.push(
         "prepare the state folders",
         Step::MkDir {
@@ -99,12 +101,6 @@ fn prepare(plan: &mut Plan, files: &Files, rel: &NewRelease, obs: &Observed) {
             mode: 0o755,
         },
     );
-    if obs.needs_pull {
-        plan.push(
-            format!("pull {}", rel.image),
-            Step::Exec(docker::pull(&rel.image)),
-        );
-    }
 }
 
 /// Make `color` live: candidate, `nginx -t`, rename, reload, verify through the proxy.

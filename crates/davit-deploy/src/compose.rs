@@ -59,12 +59,6 @@ pub fn plan_deploy(
         "compose deploy of {} ({}) to {}",
         rel.version, rel.image, t.environment
     ));
-    if obs.needs_pull {
-        plan.push(
-            format!("pull {}", rel.image),
-            Step::Exec(docker::pull(&rel.image)),
-        );
-    }
     crate::push_env_and_pre_hooks(&mut plan, t, rel, obs);
     let file = compose_file_path(t, &rel.id);
     plan.push(

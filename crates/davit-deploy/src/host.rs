@@ -12,71 +12,85 @@ use crate::observe::Observed;
 use crate::strategy::{self, Rollback};
 use crate::target::Target;
 use crate::{NewRelease, Options, Report, docker, pull};
+use async_trait::async_trait;
 use davit_config::PullPolicy;
-use davit_core::{Exit, Failure, Plan, Step};
-use davit_exec::runner::{PlanError, StepError, run_plan_cancellable};
+use davit_core::{Action, Exit, Failure, Plan, Step};
+use davit_exec::runner::{Actions, Cancel, NoActions, PlanError, StepError, run_plan_with};
 use davit_exec::{Executor, Observer};
 
 /// A deploy planned on one host, ready to run.
 pub(crate) struct Deploy {
     pub rel: NewRelease,
-    pub obs: Observed,
+    /// Everything the deploy does on this host, in order: the preparation (the pull), the
+    /// backup, the strategy's steps and the ledger record. What the dry run shows and the
+    /// report carries.
     pub plan: Plan,
+    /// How many of the plan's first steps are the preparation, already run by
+    /// [`plan_deploy`] outside a dry run.
+    pub prepared: usize,
+    /// The record the plan appends to the ledger when it succeeds.
+    pub record: Record,
     pub warnings: Vec<String>,
 }
 
-/// Get the host ready for `version` (the image pulled when davit pulls it) and plan the deploy
-/// from `obs`. Outside a dry run, every program the plan runs must be installed.
+/// Get the host ready for `version` and plan the deploy from `obs`. The preparation (pulling
+/// the image where the strategy has davit pull it) is the plan's first part; outside a dry run
+/// it runs here, so the orchestrator can prepare every host before the first one changes, and
+/// every program the rest of the plan runs must then be installed.
 pub(crate) async fn plan_deploy(
     exec: &dyn Executor,
     t: &Target,
     version: &str,
     release_id: &str,
     mut obs: Observed,
-    dry_run: bool,
+    opts: &Options,
+    observer: &dyn Observer,
 ) -> Result<Deploy, Failure> {
+    let dry_run = opts.dry_run;
     let s = strategy::pick(&t.strategy);
     let image = t.image_for(version);
     let mut warnings = obs.ledger_warnings();
     if !dry_run {
         s.repair(exec, t, &mut obs, &mut warnings).await?;
     }
-    ensure_image(exec, t, s.pulls_image(), &image, &mut obs, dry_run).await?;
+    require_image(exec, t, &image, &obs)?;
+    let mut plan = Plan::new(String::new());
+    if obs.needs_pull && s.pulls_image() {
+        plan.push(
+            format!("pull {image}"),
+            Step::Action(Action::Pull {
+                image: image.clone(),
+            }),
+        );
+    }
+    let prepared = plan.steps.len();
+    if !dry_run && prepared > 0 {
+        let actions = DeployActions { t, version };
+        run_plan_with(exec, &plan, observer, &Cancel::new(), &actions)
+            .await
+            .map_err(refusal)?;
+        obs.needs_pull = false;
+        obs.image_id = docker::image_id(exec, &image).await;
+    }
     s.ready(&obs, dry_run, &mut warnings)?;
     let rel = NewRelease {
         id: release_id.to_string(),
         version: version.to_string(),
         image,
     };
-    let plan = s.plan_deploy(t, &rel, &obs);
-    if !dry_run {
-        preflight(exec, &plan).await?;
+    let body = s.plan_deploy(t, &rel, &obs);
+    plan.title = body.title.clone();
+    // No verified backup, no migration: the backup comes before the pre-deploy hooks (T37, T38).
+    if t.backup.as_ref().is_some_and(|b| b.required) {
+        plan.push(
+            "database backup before migrations",
+            Step::Action(Action::Backup {
+                label: format!("before {}", rel.id),
+            }),
+        );
     }
-    Ok(Deploy {
-        rel,
-        obs,
-        plan,
-        warnings,
-    })
-}
-
-/// Run a planned deploy: the backup gate, the plan, and the ledger record of how it ended.
-pub(crate) async fn run_deploy(
-    exec: &dyn Executor,
-    t: &Target,
-    d: Deploy,
-    opts: &Options,
-    observer: &dyn Observer,
-) -> Result<Report, Failure> {
-    let Deploy {
-        rel,
-        obs,
-        plan,
-        mut warnings,
-    } = d;
-    backup_before_migrations(exec, t, &rel, observer).await?;
-    let s = strategy::pick(&t.strategy);
-    let mut record = Record {
+    plan.extend(body);
+    let record = Record {
         id: rel.id.clone(),
         event: Event::Deployed,
         version: rel.version.clone(),
@@ -86,24 +100,62 @@ pub(crate) async fn run_deploy(
         color: s.deploy_color(&obs),
         environment: t.environment.clone(),
         host: exec.host().to_string(),
-        at: String::new(),
+        at: ledger::now(),
         actor: t.actor.clone(),
         reason: None,
         approval: opts.approval.clone(),
     };
-    match run_plan_cancellable(exec, &plan, observer, &opts.cancel).await {
-        Ok(()) => {
-            if record.digest.is_none() || obs.needs_pull {
-                record.digest = docker::image_id(exec, &rel.image).await;
-            }
-            record.at = ledger::now();
-            append(exec, t, &record, &mut warnings).await;
+    push_records(&mut plan, t, std::slice::from_ref(&record));
+    if !dry_run {
+        preflight(exec, &plan).await?;
+    }
+    Ok(Deploy {
+        rel,
+        plan,
+        prepared,
+        record,
+        warnings,
+    })
+}
+
+/// Run a planned deploy (the part after the preparation) and, when it fails, record how it
+/// ended: its success record is the plan's last step.
+pub(crate) async fn run_deploy(
+    exec: &dyn Executor,
+    t: &Target,
+    d: Deploy,
+    opts: &Options,
+    observer: &dyn Observer,
+) -> Result<Report, Failure> {
+    let Deploy {
+        rel,
+        plan,
+        prepared,
+        mut record,
+        mut warnings,
+    } = d;
+    let rest = Plan {
+        title: plan.title.clone(),
+        steps: plan.steps[prepared..].to_vec(),
+    };
+    let actions = DeployActions {
+        t,
+        version: &rel.version,
+    };
+    match run_plan_with(exec, &rest, observer, &opts.cancel, &actions).await {
+        Ok(tolerated) => {
+            record_warnings(&tolerated, &mut warnings);
             Ok(Report {
                 plan,
                 record: Some(record),
                 warnings,
             })
         }
+        // The backup refused: nothing changed, and the failure says why (T37, T38).
+        Err(PlanError {
+            cause: StepError::Action(f),
+            ..
+        }) => Err(f),
         Err(e) => {
             record.event = Event::Failed;
             record.reason = Some(e.to_string());
@@ -123,30 +175,101 @@ pub(crate) async fn run_deploy(
                         rel.version, t.environment
                     ),
                 )
-                .with_hint(hint_for(t, &plan, &e)),
+                .with_hint(hint_for(t, &rest, &e)),
                 &warnings,
             ))
         }
     }
 }
 
+/// The plan's last steps: the ledger lines saying how it ended, in one write of whole lines
+/// (a rollback's "rolled back" and "restored" never one without the other, T44), secret values
+/// masked (T46). Best effort: a release that went live is not undone for want of a record; the
+/// report warns instead.
+fn push_records(plan: &mut Plan, t: &Target, records: &[Record]) {
+    plan.push_best_effort(
+        "make sure the state folder exists (for the ledger)",
+        Step::MkDir {
+            path: t.state_dir.clone(),
+            mode: 0o750,
+        },
+    );
+    let what: Vec<String> = records
+        .iter()
+        .map(|r| format!("{} of {}", event_name(r.event), r.id))
+        .collect();
+    plan.push_best_effort(
+        format!("record {} in the ledger", what.join(" and ")),
+        Step::AppendLine {
+            path: t.ledger_path(),
+            line: ledger::lines(records),
+        },
+    );
+}
+
+fn event_name(e: Event) -> &'static str {
+    match e {
+        Event::Deployed => "the deploy",
+        Event::Failed => "the failure",
+        Event::RolledBack => "the rollback away",
+        Event::Restored => "the restore",
+    }
+}
+
+/// Ledger steps that failed become the warning they always were.
+fn record_warnings(tolerated: &[(usize, StepError)], warnings: &mut Vec<String>) {
+    for (_, e) in tolerated {
+        let w = format!(
+            "could not record the release in the ledger (nothing partial was left in it): {e}"
+        );
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+}
+
+/// A preparation that failed: an action's own failure as it is, anything else as a fault.
+fn refusal(e: PlanError) -> Failure {
+    match e.cause {
+        StepError::Action(f) => f,
+        other => Failure::infra(format!("{}: {other}", e.summary)),
+    }
+}
+
+/// How a deploy's [`Action`] steps are done on a host.
+struct DeployActions<'a> {
+    t: &'a Target,
+    version: &'a str,
+}
+
+#[async_trait]
+impl Actions for DeployActions<'_> {
+    async fn run(&self, exec: &dyn Executor, action: &Action) -> Result<(), Failure> {
+        match action {
+            Action::Pull { image } => pull::pull(exec, image).await,
+            Action::Backup { label } => backup(exec, self.t, label, self.version).await,
+        }
+    }
+}
+
 /// A rollback planned on one host, ready to run.
 pub(crate) struct Restore {
+    /// The strategy's steps, then the ledger records of the rollback.
     pub plan: Plan,
     /// The release made live again, as recorded.
     pub to: Record,
-    /// The live release being rolled back away from.
-    pub live: Option<Record>,
-    /// The color the restored release runs in (blue-green).
-    pub color: Option<String>,
+    /// The record the plan appends when the rollback succeeds.
+    pub restored: Record,
     pub warnings: Vec<String>,
 }
 
-/// Plan a rollback from `obs` to the previous good release, or to `to_version`.
+/// Plan a rollback from `obs` to the previous good release, or to `to_version`: the strategy's
+/// steps, then the records (the live release rolled back away from, the target restored).
 pub(crate) async fn plan_rollback(
     exec: &dyn Executor,
     t: &Target,
     to_version: Option<&str>,
+    reason: &str,
     obs: &Observed,
     dry_run: bool,
 ) -> Result<Restore, Failure> {
@@ -190,22 +313,49 @@ pub(crate) async fn plan_rollback(
         live: live.as_ref(),
         dry_run,
     };
-    let (plan, color) = strategy::pick(&t.strategy)
+    let (mut plan, color) = strategy::pick(&t.strategy)
         .plan_rollback(exec, t, &rb, obs, &mut warnings)
         .await?;
     if !dry_run {
         preflight(exec, &plan).await?;
     }
+    let mut records: Vec<Record> = live
+        .iter()
+        .map(|bad| rollback_record(exec, t, Event::RolledBack, bad, reason))
+        .collect();
+    let mut restored = rollback_record(exec, t, Event::Restored, &to, reason);
+    if color.is_some() {
+        restored.color = color;
+    }
+    records.push(restored.clone());
+    push_records(&mut plan, t, &records);
     Ok(Restore {
         plan,
         to,
-        live,
-        color,
+        restored,
         warnings,
     })
 }
 
-/// Run a planned rollback and record it: the bad release rolled back, the target restored.
+/// A rollback's record about release `r`.
+fn rollback_record(
+    exec: &dyn Executor,
+    t: &Target,
+    event: Event,
+    r: &Record,
+    reason: &str,
+) -> Record {
+    Record {
+        event,
+        at: ledger::now(),
+        actor: t.actor.clone(),
+        reason: Some(reason.to_string()),
+        host: exec.host().to_string(),
+        ..r.clone()
+    }
+}
+
+/// Run a planned rollback; when it fails, record the failure.
 pub(crate) async fn run_rollback(
     exec: &dyn Executor,
     t: &Target,
@@ -217,31 +367,12 @@ pub(crate) async fn run_rollback(
     let Restore {
         plan,
         to,
-        live,
-        color,
+        restored,
         mut warnings,
     } = r;
-    let base = |event: Event, r: &Record| Record {
-        event,
-        at: ledger::now(),
-        actor: t.actor.clone(),
-        reason: Some(reason.to_string()),
-        host: exec.host().to_string(),
-        ..r.clone()
-    };
-    match run_plan_cancellable(exec, &plan, observer, &opts.cancel).await {
-        Ok(()) => {
-            let mut restored = base(Event::Restored, &to);
-            if color.is_some() {
-                restored.color = color;
-            }
-            // "rolled back" and "restored" in one write: never one without the other (T44).
-            let mut lines: Vec<Record> = live
-                .iter()
-                .map(|bad| base(Event::RolledBack, bad))
-                .collect();
-            lines.push(restored.clone());
-            append_all(exec, t, &lines, &mut warnings).await;
+    match run_plan_with(exec, &plan, observer, &opts.cancel, &NoActions).await {
+        Ok(tolerated) => {
+            record_warnings(&tolerated, &mut warnings);
             Ok(Report {
                 plan,
                 record: Some(restored),
@@ -249,7 +380,7 @@ pub(crate) async fn run_rollback(
             })
         }
         Err(e) => {
-            let mut failed = base(Event::Failed, &to);
+            let mut failed = rollback_record(exec, t, Event::Failed, &to, reason);
             failed.reason = Some(format!("rollback failed: {e}"));
             append(exec, t, &failed, &mut warnings).await;
             Err(with_notes(
@@ -269,41 +400,42 @@ pub(crate) async fn run_rollback(
     }
 }
 
+/// What was found and repaired before the plan ran (a site file that disagreed with what
+/// serves, a torn ledger line) is part of a failure's story too, not only of a success's.
+fn with_notes(mut f: Failure, warnings: &[String]) -> Failure {
+    for w in warnings {
+        f.message.push_str("\nnote: ");
+        f.message.push_str(w);
+    }
+    f
+}
+
 /// No verified backup, no migration: with `[environments.X.backup]` (required by default) a
-/// `pg_dump` is taken and verified (scratch restore by default) before the plan runs, because the
-/// plan's pre-deploy hooks are where migrations change the schema. A failed or unverifiable
-/// backup stops the deploy before anything changes (T37, T38).
-async fn backup_before_migrations(
+/// `pg_dump` is taken and verified (scratch restore by default) as the plan's first change,
+/// because the plan's pre-deploy hooks are where migrations change the schema. A failed or
+/// unverifiable backup stops the deploy before anything changes (T37, T38).
+async fn backup(
     exec: &dyn Executor,
     t: &Target,
-    rel: &NewRelease,
-    observer: &dyn Observer,
+    label: &str,
+    version: &str,
 ) -> Result<(), Failure> {
     let Some(settings) = &t.backup else {
         return Ok(());
     };
-    if !settings.required {
-        return Ok(());
-    }
     let spec = settings
         .spec(|k| std::env::var(k).ok())
         .map_err(Failure::from)?;
     let started = chrono::Utc::now();
-    observer.event(&davit_exec::Event::StepStarted {
-        index: 0,
-        total: 0,
-        summary: "database backup before migrations",
-    });
-    let begun = std::time::Instant::now();
-    let manifest = davit_backup::backup(exec, &spec, &format!("before {}", rel.id))
+    let manifest = davit_backup::backup(exec, &spec, label)
         .await
         .map_err(|e| {
             let f = Failure::from(e);
             Failure::new(
                 f.exit,
                 format!(
-                    "no verified backup, no migration: the deploy of {} stopped before changing anything: {}",
-                    rel.version, f.message
+                    "no verified backup, no migration: the deploy of {version} stopped before changing anything: {}",
+                    f.message
                 ),
             )
             .with_hint(f.hint.unwrap_or_default())
@@ -315,14 +447,11 @@ async fn backup_before_migrations(
     if let Err(e) = davit_backup::prune(exec, &spec).await {
         tracing::warn!("backup retention: {e}");
     }
-    observer.event(&davit_exec::Event::StepDone {
-        index: 0,
-        summary: &format!(
-            "database backup {} verified ({} bytes)",
-            manifest.id, manifest.size
-        ),
-        elapsed: begun.elapsed(),
-    });
+    tracing::info!(
+        "database backup {} verified ({} bytes)",
+        manifest.id,
+        manifest.size
+    );
     Ok(())
 }
 
@@ -349,16 +478,13 @@ async fn preflight(exec: &dyn Executor, plan: &Plan) -> Result<(), Failure> {
     .with_hint(hints.join("; ")))
 }
 
-/// The release's image is on the host, or the deploy stops here, before anything starts (T24):
-/// missing under `pull = "never"` is bad input; otherwise, where davit pulls (`pulls`), it is
-/// pulled (bounded retries).
-async fn ensure_image(
+/// Under `pull = "never"` the release's image must already be on the host, or the deploy stops
+/// here, before anything starts (T24): bad input naming the fix.
+fn require_image(
     exec: &dyn Executor,
     t: &Target,
-    pulls: bool,
     image: &str,
-    obs: &mut Observed,
-    dry_run: bool,
+    obs: &Observed,
 ) -> Result<(), Failure> {
     if obs.image_id.is_none() && t.pull == PullPolicy::Never {
         return Err(Failure::bad_input(
@@ -370,11 +496,6 @@ async fn ensure_image(
                 "build or load it first (docker build -t {image} .), or set image.pull = \"missing\""
             ),
         ));
-    }
-    if !dry_run && obs.needs_pull && pulls {
-        pull::pull(exec, image).await?;
-        obs.needs_pull = false;
-        obs.image_id = docker::image_id(exec, image).await;
     }
     Ok(())
 }
@@ -393,16 +514,6 @@ async fn append_all(exec: &dyn Executor, t: &Target, r: &[Record], warnings: &mu
     }
 }
 
-/// What was found and repaired before the plan ran (a site file that disagreed with what
-/// serves, a torn ledger line) is part of a failure's story too, not only of a success's.
-fn with_notes(mut f: Failure, warnings: &[String]) -> Failure {
-    for w in warnings {
-        f.message.push_str("\nnote: ");
-        f.message.push_str(w);
-    }
-    f
-}
-
 /// A hint for the most common causes of a failed step, from what kind of step failed and, for
 /// a command, what it said.
 fn hint_for(t: &Target, plan: &Plan, e: &PlanError) -> String {
@@ -419,5 +530,147 @@ fn hint_for(t: &Target, plan: &Plan, e: &PlanError) -> String {
         "the new release never passed its health check: check its logs (docker logs) and health settings".into()
     } else {
         "the previous release is untouched; fix the cause above and deploy again".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Everything a real deploy does is in its plan, for every strategy: the pull (where davit
+    //! pulls), the backup before migrations, and the ledger record, in that order around the
+    //! strategy's own steps.
+
+    use super::*;
+    use davit_config::Config;
+    use davit_exec::Recording;
+    use davit_exec::runner::Quiet;
+    use std::path::Path;
+
+    fn target(strategy: &str) -> Target {
+        let text = format!(
+            r#"
+[app]
+name = "shop"
+[image]
+name = "registry.example.com/acme/shop"
+pull = "always"
+[environments.production]
+{strategy}
+[environments.production.backup]
+dir = "/srv/backups"
+url_env = "DATABASE_URL"
+"#
+        );
+        let cfg = Config::parse(&text, Path::new("davit.toml"), Path::new("/srv/shop")).unwrap();
+        let mut t = Target::resolve(&cfg, "production", &|_| None).unwrap();
+        t.actor = "tester".into();
+        t
+    }
+
+    const STRATEGIES: [(&str, &str, bool); 4] = [
+        (
+            "blue-green",
+            "strategy = \"blue-green\"\nports = { public = 8080, blue = 8081, green = 8082 }",
+            true,
+        ),
+        ("compose", "strategy = \"compose\"\nport = 8090", true),
+        (
+            "swarm",
+            "strategy = \"swarm\"\n[environments.production.swarm]\npublished_port = 8080",
+            true,
+        ),
+        (
+            "kubernetes",
+            "strategy = \"kubernetes\"\n[environments.production.kubernetes]\nnamespace = \"shop\"\ndeployment = \"web\"\ncontainer = \"app\"",
+            // The cluster pulls; davit does not.
+            false,
+        ),
+    ];
+
+    /// The kinds of the plan's steps davit adds around the strategy's own, in order.
+    fn outline(plan: &Plan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .filter_map(|s| match &s.step {
+                Step::Action(Action::Pull { image }) => Some(format!("pull {image}")),
+                Step::Action(Action::Backup { .. }) => Some("backup".into()),
+                Step::AppendLine { path, line } if path.ends_with("releases.jsonl") => {
+                    let r: Record = serde_json::from_str(line).unwrap();
+                    Some(format!("record {:?} {} {}", r.event, r.id, r.strategy))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_strategy_plans_the_pull_backup_and_ledger_record_a_real_run_performs() {
+        for (name, settings, pulls) in STRATEGIES {
+            let t = target(settings);
+            let exec = Recording::new("local");
+            let obs = crate::observe(&exec, &t, Some(&t.image_for("v2")))
+                .await
+                .unwrap();
+            assert!(obs.needs_pull, "{name}");
+            let opts = Options {
+                dry_run: true,
+                ..Default::default()
+            };
+            let d = plan_deploy(&exec, &t, "v2", "r-v2", obs, &opts, &Quiet)
+                .await
+                .unwrap();
+            let mut want = Vec::new();
+            if pulls {
+                want.push("pull registry.example.com/acme/shop:v2".to_string());
+            }
+            want.push("backup".into());
+            want.push(format!("record Deployed r-v2 {name}"));
+            assert_eq!(outline(&d.plan), want, "{name}:\n{}", d.plan.render());
+            // The backup comes before the strategy's first change, the record after its last.
+            let at = |kind: &str| {
+                d.plan
+                    .steps
+                    .iter()
+                    .position(|s| s.step.render().contains(kind))
+                    .unwrap()
+            };
+            assert_eq!(at("back up the database"), d.prepared, "{name}");
+            assert_eq!(d.plan.steps.len() - 1, at("releases.jsonl"), "{name}");
+            assert!(
+                d.plan.steps.last().unwrap().best_effort,
+                "{name}: a missing record must not undo a release that went live"
+            );
+            // A dry run changes nothing: it only looked.
+            for line in exec.log() {
+                assert!(line.starts_with("run "), "{name}: {line}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_real_run_pulls_as_the_preparation_and_runs_the_rest() {
+        let t = target(STRATEGIES[1].1);
+        let exec = Recording::new("local").with_output(
+            "docker image inspect",
+            davit_exec::Output {
+                status: 0,
+                stdout: "sha256:abc\n".into(),
+                ..Default::default()
+            },
+        );
+        let obs = crate::observe(&exec, &t, Some(&t.image_for("v2")))
+            .await
+            .unwrap();
+        let d = plan_deploy(&exec, &t, "v2", "r-v2", obs, &Options::default(), &Quiet)
+            .await
+            .unwrap();
+        assert_eq!(d.prepared, 1);
+        assert!(
+            exec.log()
+                .iter()
+                .any(|l| l == "run docker pull registry.example.com/acme/shop:v2"),
+            "{:?}",
+            exec.log()
+        );
+        assert_eq!(d.record.digest.as_deref(), Some("sha256:abc"));
     }
 }

@@ -83,13 +83,19 @@ pub async fn append(
     path: &std::path::Path,
     records: &[Record],
 ) -> Result<(), davit_exec::ExecError> {
+    exec.append_line(path, &lines(records)).await
+}
+
+/// Records as whole ledger lines (joined by newlines, no trailing one), every known secret
+/// value masked: what [`append`] writes and what a plan's ledger step shows.
+pub fn lines(records: &[Record]) -> String {
     let text: Vec<String> = records
         .iter()
         .map(|r| {
             davit_core::redact::redacted(&serde_json::to_string(r).expect("records serialize"))
         })
         .collect();
-    exec.append_line(path, &text.join("\n")).await
+    text.join("\n")
 }
 
 /// The release that is live according to the ledger: the last one that went live.

@@ -113,14 +113,36 @@ fn render(plan: &Plan) -> String {
     text
 }
 
-#[test]
-fn blue_green_first_deploy_pulls_starts_nginx() {
+#[tokio::test]
+async fn blue_green_first_deploy_pulls_starts_nginx() {
+    // The whole plan of the host, as the dry run shows it: the pull is the host's preparation,
+    // then the strategy's steps; the ledger record (timestamped) is checked apart.
     let t = target("", "production");
-    let obs = Observed {
-        needs_pull: true,
+    let exec = Recording::new("local");
+    let obs = observe(&exec, &t, Some(&rel("v1").image)).await.unwrap();
+    assert!(obs.needs_pull);
+    let opts = Options {
+        dry_run: true,
         ..Default::default()
     };
-    insta::assert_snapshot!(render(&plan(&t, &rel("v1"), &obs)));
+    let d = host::plan_deploy(
+        &exec,
+        &t,
+        "v1",
+        "r-v1",
+        obs,
+        &opts,
+        &davit_exec::runner::Quiet,
+    )
+    .await
+    .unwrap();
+    let (records, steps): (Vec<_>, Vec<_>) =
+        d.plan.steps.iter().cloned().partition(|s| s.best_effort);
+    assert_eq!(records.len(), 2, "the state folder and the record");
+    insta::assert_snapshot!(render(&Plan {
+        title: d.plan.title.clone(),
+        steps,
+    }));
 }
 
 #[test]
@@ -330,4 +352,31 @@ async fn a_missing_secret_stops_a_deploy_before_anything_runs() {
     assert_eq!(e.exit, Exit::BadInput);
     assert!(e.message.contains("DATABASE_URL"), "{e}");
     assert!(exec.log().is_empty(), "{:?}", exec.log());
+}
+
+/// Swarm and Kubernetes through the trait, as the orchestrator plans them.
+#[test]
+fn swarm_and_kubernetes_plans_through_the_strategy() {
+    let swarm = target(
+        "[environments.swarm]\nstrategy = \"swarm\"\n[environments.swarm.swarm]\npublished_port = 8085\n",
+        "swarm",
+    );
+    let obs = Observed {
+        seen: Seen::Swarm(swarm::SwarmState {
+            node_state: "active".into(),
+            manager: true,
+            service: None,
+        }),
+        ..Default::default()
+    };
+    insta::assert_snapshot!("swarm_first", render(&plan(&swarm, &rel("v1"), &obs)));
+    let k8s = target(
+        "[environments.k8s]\nstrategy = \"kubernetes\"\nurl = \"https://shop.example.com\"\n[environments.k8s.kubernetes]\nnamespace = \"shop\"\ndeployment = \"web\"\ncontainer = \"app\"\n",
+        "k8s",
+    );
+    let obs = Observed {
+        ledger: ledger_live("v1", "kubernetes"),
+        ..Default::default()
+    };
+    insta::assert_snapshot!("kubernetes_later", render(&plan(&k8s, &rel("v2"), &obs)));
 }

@@ -1,5 +1,14 @@
-//! The swarm strategy: a one-service Docker stack that Swarm updates start-first and rolls back
-//! on its own when new tasks fail.
+//! The swarm strategy: a Docker stack of the app service and a proxy, across the swarm's
+//! nodes, that Swarm updates start-first and rolls back on its own when new tasks fail.
+//!
+//! Routing without the mesh: the app service sits on the stack's attachable overlay network
+//! with `endpoint_mode: dnsrr`, and a global HAProxy service ([`proxy`]) publishes the app's
+//! port on every node in `mode: host` and follows the tasks through Swarm's DNS. Neither needs
+//! IPVS, which the routing mesh does and which many kernels lack. Zero dropped requests during
+//! an update come from three things together: the app's container health check (Swarm lists a
+//! task in DNS, and moves on in the update, only once it passes), Swarm removing a task's DNS
+//! record before it sends SIGTERM (then `stop_grace_period` for in-flight requests), and the
+//! proxy resending a request that met a task in that moment to another task.
 //!
 //! Why a stack and not `docker service update`: a release carries an env file (plain settings and
 //! secrets), and `docker service update` can only change environment through `--env-add K=V`,
@@ -18,11 +27,15 @@
 //! reverted as rejected (exit 1) rather than an infrastructure error, and its failure message
 //! names the rollback ([`ROLLED_BACK`]) for the user.
 //!
-//! Health: the images davit builds for the demo are `FROM scratch` (no shell, no curl), so the
-//! stack file sets no container health check; Swarm judges tasks by their state (a task that
-//! exits during `monitor_secs` fails the update) and davit probes the published port through the
-//! routing mesh after the update. Users whose image has a health tool should add a
-//! `HEALTHCHECK` to the image: Swarm then waits for healthy tasks before moving on.
+//! Why davit checks every node ([`NODES_DIFFER`]): Swarm counts an update complete when the
+//! tasks it can see run the new spec. A node that was cut off is `Down` to the manager and
+//! its tasks are rescheduled elsewhere, but what it really runs is unknown until it returns. So
+//! after the update the plan lists each node with its state and the versions of its tasks, and
+//! fails (undoing the update, so the reachable nodes return to the previous release) unless
+//! every node is ready and runs only the new release: never a plain success with mixed
+//! versions.
+
+mod proxy;
 
 use crate::docker;
 use crate::target::Target;
@@ -45,14 +58,20 @@ pub fn stack_file_path(t: &Target, release: &str) -> PathBuf {
     crate::release_dir(t, release).join("swarm.yaml")
 }
 
+/// The proxy's config, next to the stack file that names it.
+fn proxy_config_path(t: &Target, release: &str) -> PathBuf {
+    crate::release_dir(t, release).join("haproxy.cfg")
+}
+
+/// The words in the node check's failure that say the nodes do not all run the release.
+pub const NODES_DIFFER: &str = "not every swarm node runs the release";
+
 /// What davit saw of Swarm before planning.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SwarmState {
     /// `docker info` `.Swarm.LocalNodeState` (`active`, `inactive`, ...), `ControlAvailable`.
     pub node_state: String,
     pub manager: bool,
-    /// The kernel's IPVS (the routing mesh) as seen in `/proc`; None when it could not be read.
-    pub ipvs: Option<bool>,
     /// The service, when it exists.
     pub service: Option<ServiceState>,
 }
@@ -85,16 +104,6 @@ pub async fn observe(exec: &dyn Executor, t: &Target) -> SwarmState {
         s.node_state = state.to_string();
         s.manager = manager == "true";
     }
-    // Docker loads ip_vs when Swarm sets up the routing mesh; without it (some VM and container
-    // kernels) published ports silently refuse connections, which is worth saying up front.
-    let loaded = exec
-        .read_file(std::path::Path::new("/proc/net/ip_vs"))
-        .await;
-    s.ipvs = match loaded {
-        Ok(Some(_)) => Some(true),
-        Ok(None) => Some(false),
-        Err(_) => None,
-    };
     let inspect = Cmd::new("docker")
         .args([
             "service",
@@ -141,11 +150,6 @@ pub fn ready(obs: &Observed, dry_run: bool, warnings: &mut Vec<String>) -> Resul
                 .into(),
             "point davit at a manager node (environments.<name>.host)",
         ))
-    } else if s.ipvs == Some(false) {
-        Some((
-            "the kernel has no IPVS (/proc/net/ip_vs is missing), so Swarm's routing mesh cannot serve published ports".into(),
-            "use a kernel with CONFIG_IP_VS (modprobe ip_vs), or deploy this environment with strategy = \"blue-green\"",
-        ))
     } else {
         None
     };
@@ -162,14 +166,14 @@ pub fn ready(obs: &Observed, dry_run: bool, warnings: &mut Vec<String>) -> Resul
     }
 }
 
-/// The stack file of a release. Values are JSON strings, which YAML reads verbatim.
+/// The stack file of a release: the app service (dnsrr on the stack's overlay, health-checked,
+/// start-first) and the proxy (global, host-mode port). Values are JSON strings, which YAML
+/// reads verbatim.
 pub fn stack_yaml(t: &Target, s: &Swarm, rel: &NewRelease) -> String {
     let q = |v: &str| serde_json::to_string(v).expect("strings serialize");
-    let labels: Vec<String> = docker::labels(t, &rel.id, &rel.version, None)
-        .iter()
-        .map(|l| q(l))
-        .collect();
-    let labels = labels.join(", ");
+    let list = |items: &[String]| items.iter().map(|i| q(i)).collect::<Vec<_>>().join(", ");
+    let labels = list(&docker::labels(t, &rel.id, &rel.version, None));
+    let (_, _, deadline) = t.health_timing();
     let mut y = format!(
         "# Written by davit for release {id}; undo and rollback apply it again.\n\
          version: \"3.8\"\n\
@@ -177,13 +181,36 @@ pub fn stack_yaml(t: &Target, s: &Swarm, rel: &NewRelease) -> String {
          \x20 app:\n\
          \x20   image: {image}\n\
          \x20   env_file: [\"app.env\"]\n\
-         \x20   ports:\n\
-         \x20     - {{ target: {target}, published: {published}, protocol: tcp, mode: ingress }}\n\
-         \x20   # The app drains in-flight requests on SIGTERM; Swarm has already taken the task\n\
-         \x20   # out of the routing mesh by then.\n\
+         \x20   networks: [\"net\"]\n\
+         \x20   # Swarm removes a task from DNS (so from the proxy) before SIGTERM; the app then\n\
+         \x20   # finishes what is in flight.\n\
          \x20   stop_grace_period: 10s\n\
-         \x20   labels: [{labels}]\n\
-         \x20   deploy:\n\
+         \x20   labels: [{labels}]\n",
+        id = rel.id,
+        image = q(&rel.image),
+    );
+    if !s.health_cmd.is_empty() {
+        let mut test = vec!["CMD".to_string()];
+        test.extend(s.health_cmd.iter().cloned());
+        // A task joins DNS, and the update moves on, only once this passes.
+        y.push_str(&format!(
+            "    healthcheck:\n\
+             \x20     test: [{test}]\n\
+             \x20     interval: 1s\n\
+             \x20     timeout: 3s\n\
+             \x20     retries: 3\n\
+             \x20     start_period: {start}s\n",
+            test = list(&test),
+            start = deadline.as_secs(),
+        ));
+    }
+    if let Some(cmd) = &t.command {
+        y.push_str(&format!("    command: [{}]\n", list(cmd)));
+    }
+    let proxy_config = proxy::config(t, s, &service_name(t));
+    y.push_str(&format!(
+        "    deploy:\n\
+         \x20     endpoint_mode: dnsrr\n\
          \x20     replicas: {replicas}\n\
          \x20     labels: [{labels}]\n\
          \x20     update_config:\n\
@@ -196,37 +223,113 @@ pub fn stack_yaml(t: &Target, s: &Swarm, rel: &NewRelease) -> String {
          \x20       parallelism: {parallelism}\n\
          \x20       order: start-first\n\
          \x20       failure_action: pause\n\
-         \x20       monitor: {monitor}s\n",
-        id = rel.id,
-        image = q(&rel.image),
-        target = t.app_port,
-        published = s.published_port,
+         \x20       monitor: {monitor}s\n\
+         \x20 proxy:\n\
+         \x20   image: {proxy_image}\n\
+         \x20   command: [\"haproxy\", \"-W\", \"-db\", \"-f\", \"{config_path}\"]\n\
+         \x20   # HAProxy's graceful stop: it finishes open requests before exiting.\n\
+         \x20   stop_signal: SIGUSR1\n\
+         \x20   stop_grace_period: 10s\n\
+         \x20   networks: [\"net\"]\n\
+         \x20   ports:\n\
+         \x20     - {{ target: {listen}, published: {published}, protocol: tcp, mode: host }}\n\
+         \x20   configs:\n\
+         \x20     - {{ source: haproxy, target: \"{config_path}\" }}\n\
+         \x20   deploy:\n\
+         \x20     # One per node, each publishing the port on its own node: no routing mesh.\n\
+         \x20     mode: global\n\
+         \x20     endpoint_mode: dnsrr\n\
+         \x20     labels: [\"davit.role=proxy\"]\n\
+         networks:\n\
+         \x20 net:\n\
+         \x20   driver: overlay\n\
+         \x20   attachable: true\n\
+         configs:\n\
+         \x20 haproxy:\n\
+         \x20   # Swarm configs are immutable: a changed config gets a new name.\n\
+         \x20   name: {config_name}\n\
+         \x20   file: ./haproxy.cfg\n",
         replicas = s.replicas,
         parallelism = s.parallelism,
         monitor = s.monitor_secs,
-    );
-    if let Some(cmd) = &t.command {
-        let items: Vec<String> = cmd.iter().map(|c| q(c)).collect();
-        y.push_str(&format!("    command: [{}]\n", items.join(", ")));
-    }
+        proxy_image = q(&s.proxy_image),
+        config_path = proxy::CONFIG_PATH,
+        listen = proxy::LISTEN_PORT,
+        published = s.published_port,
+        config_name = q(&format!(
+            "{}-haproxy-{}",
+            t.prefix(),
+            proxy::digest(&proxy_config)
+        )),
+    ));
     y
 }
 
-/// `docker stack deploy` of a release's stack file, waiting for Swarm to converge.
+/// The proxy's config for a target (written next to each release's stack file).
+pub fn proxy_config(t: &Target, s: &Swarm) -> String {
+    proxy::config(t, s, &service_name(t))
+}
+
+/// `docker stack deploy` of a release's stack file; [`settle`] then waits for the app service.
+///
+/// Not `--detach=false`: the CLI then waits for every service of the stack, including the
+/// global proxy's task on a node that is down, which never comes (T52), so it would hang until
+/// the timeout even though Swarm finished the update on the other nodes.
 ///
 /// Images are resolved against a registry only when the pull policy allows it: with
-/// `pull = "never"` the image exists only in the local engine (a one-node swarm), and a registry
+/// `pull = "never"` the image exists only on the nodes (loaded there), and a registry
 /// lookup would fail or, worse, pin a different digest.
 fn stack_deploy(t: &Target, s: &Swarm, release: &str) -> Cmd {
     let resolve = match t.pull {
         PullPolicy::Never => "never",
         PullPolicy::Missing | PullPolicy::Always => "changed",
     };
+    let _ = s;
     Cmd::new("docker")
-        .args(["stack", "deploy", "--detach=false", "--quiet"])
+        .args(["stack", "deploy", "--detach=true", "--quiet"])
         .args(["--resolve-image", resolve, "--compose-file"])
         .arg(stack_file_path(t, release).display().to_string())
         .arg(t.prefix())
+        .timeout(Duration::from_secs(120))
+}
+
+/// Waits (up to `update_timeout_secs`) until Swarm has settled the app service: no update or
+/// rollback in progress, and exactly `replicas` tasks running, all of the service's current
+/// image (after a rollback by Swarm that is the previous image, which the status check then
+/// reports), and the proxy running on every node that is up, so each node answers once davit
+/// says the release is out. Tasks on a node that is down are not counted: Swarm reschedules them. Comparing
+/// with the spec's image also covers the moment right after `stack deploy`, when the last
+/// update's `completed` is still shown.
+fn settle(t: &Target, s: &Swarm) -> Cmd {
+    let script = r#"svc="$1"; replicas="$2"; proxy="$3"
+while :; do
+  state=$(docker service inspect --format '{{with .UpdateStatus}}{{.State}}{{end}}' "$svc") || exit 3
+  image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$svc" | sed 's/@sha256:[0-9a-f]*//')
+  case "$state" in
+    updating|rollback_started) ;;
+    *)
+      tasks=$(docker service ps "$svc" --filter desired-state=running --format '{{.Image}} {{.CurrentState}}' | sed 's/@sha256:[0-9a-f]*//')
+      running=$(printf '%s
+' "$tasks" | awk '$2 == "Running"' | wc -l)
+      current=$(printf '%s
+' "$tasks" | awk -v i="$image" '$1 == i && $2 == "Running"' | wc -l)
+      proxies=$(docker service ps "$proxy" --filter desired-state=running --format '{{.CurrentState}}' | grep -c '^Running')
+      nodes=$(docker node ls --format '{{.Status}} {{.Availability}}' | grep -c '^Ready Active')
+      if [ "$running" -eq "$replicas" ] && [ "$current" -eq "$replicas" ] && [ "$proxies" -ge "$nodes" ]; then
+        exit 0
+      fi ;;
+  esac
+  sleep 1
+done"#;
+    Cmd::new("sh")
+        .args([
+            "-c",
+            script,
+            "settle",
+            &service_name(t),
+            &s.replicas.to_string(),
+            &format!("{}_proxy", t.prefix()),
+        ])
         .timeout(update_timeout(s))
 }
 
@@ -249,8 +352,45 @@ fn status_check(t: &Target, want: &str) -> Cmd {
         .timeout(Duration::from_secs(30))
 }
 
-/// The health probe through the published port (the routing mesh): only the new version may
-/// answer, `consecutive` times in a row, so tasks of the old version still draining fail it.
+/// Lists every node with its state and the images of its running tasks of the service (to
+/// stdout, and to stderr when it fails), and fails ([`NODES_DIFFER`]) unless every node is
+/// `Ready` and every running task runs `image`. A `Down` node's tasks are what Swarm last saw.
+fn node_check(t: &Target, image: &str) -> Cmd {
+    let script = format!(
+        r#"svc="$1"; want="$2"
+tasks=$(docker service ps "$svc" --filter desired-state=running --format '{{{{.Node}}}} {{{{.Image}}}}' | sed 's/@sha256:[0-9a-f]*//') || exit 3
+nodes=$(docker node ls --format '{{{{.Hostname}}}} {{{{.Status}}}} {{{{.Availability}}}}') || exit 3
+bad=0; report=""
+while read -r host status avail; do
+  [ -n "$host" ] || continue
+  mine=$(printf '%s\n' "$tasks" | awk -v h="$host" '$1 == h {{ print $2 }}')
+  runs=$(printf '%s\n' "$mine" | grep . | sort | uniq -c | awk '{{ printf "%s%s x%s", sep, $2, $1; sep = ", " }}')
+  note=""
+  if [ "$status" != Ready ]; then
+    bad=1; note=" (unreachable: its tasks are what Swarm last saw; it converges to the service's spec when it returns)"
+  fi
+  for i in $mine; do [ "$i" = "$want" ] || bad=1; done
+  report="$report
+node $host: $status/$avail, runs: ${{runs:-nothing}}$note"
+done <<NODES
+$nodes
+NODES
+echo "$report"
+if [ "$bad" = 1 ]; then
+  echo "$report" >&2
+  echo "{NODES_DIFFER} ($want); see docker node ls and docker service ps $svc" >&2
+  exit 1
+fi
+"#
+    );
+    Cmd::new("sh")
+        .args(["-c", &script, "node-check", &service_name(t), image])
+        .timeout(Duration::from_secs(30))
+}
+
+/// The health probe through the published port (the proxy on the node davit talks to): only
+/// the new version may answer, `consecutive` times in a row, so tasks of the old version still
+/// draining fail it.
 pub fn probe(t: &Target, s: &Swarm, version: &str) -> Probe {
     let base = format!("http://127.0.0.1:{}", s.published_port);
     let p = crate::health::probe(t, &base, version);
@@ -268,12 +408,6 @@ pub fn plan_deploy(t: &Target, s: &Swarm, rel: &NewRelease, obs: &Observed) -> P
         "swarm deploy of {} ({}) to {} ({} replica(s), start-first)",
         rel.version, rel.image, t.environment, s.replicas
     ));
-    if obs.needs_pull {
-        plan.push(
-            format!("pull {}", rel.image),
-            Step::Exec(docker::pull(&rel.image)),
-        );
-    }
     crate::push_env_and_pre_hooks(&mut plan, t, rel, obs);
     plan.push(
         "write the release's stack file",
@@ -283,12 +417,23 @@ pub fn plan_deploy(t: &Target, s: &Swarm, rel: &NewRelease, obs: &Observed) -> P
             mode: 0o644,
         },
     );
+    plan.push(
+        "write the proxy's config (HAProxy following tasks.<service>)",
+        Step::WriteFile {
+            path: proxy_config_path(t, &rel.id),
+            body: FileBody::Plain(proxy_config(t, s)),
+            mode: 0o644,
+        },
+    );
     let exists = obs.seen.swarm().is_some_and(|s| s.service.is_some());
     let previous = crate::ledger::live(&obs.ledger)
         .filter(|r| r.strategy == "swarm")
         .map(|r| r.id.clone());
     let undo = match (&previous, exists) {
-        (Some(prev), true) => vec![Step::Exec(stack_deploy(t, s, prev))],
+        (Some(prev), true) => vec![
+            Step::Exec(stack_deploy(t, s, prev)),
+            Step::Exec(settle(t, s)),
+        ],
         (_, false) => vec![Step::ExecIgnoringFailure(
             Cmd::new("docker")
                 .args(["stack", "rm"])
@@ -300,12 +445,19 @@ pub fn plan_deploy(t: &Target, s: &Swarm, rel: &NewRelease, obs: &Observed) -> P
     };
     plan.push_with_undo(
         if exists {
-            "docker stack deploy: Swarm updates the service start-first and waits for it to settle"
+            "docker stack deploy: Swarm updates the service start-first"
         } else {
-            "docker stack deploy: create the service and wait for its tasks to run"
+            "docker stack deploy: create the network, the proxy and the service"
         },
         Step::Exec(stack_deploy(t, s, &rel.id)),
         undo,
+    );
+    plan.push(
+        format!(
+            "wait for Swarm to settle the service ({} task(s) of one image; at most {}s)",
+            s.replicas, s.update_timeout_secs
+        ),
+        Step::Exec(settle(t, s)),
     );
     plan.push_check(
         format!(
@@ -315,8 +467,12 @@ pub fn plan_deploy(t: &Target, s: &Swarm, rel: &NewRelease, obs: &Observed) -> P
         Step::Exec(status_check(t, "completed")),
     );
     plan.push(
+        "check every node is ready and runs only this release (a node cut off fails the deploy)",
+        Step::Exec(node_check(t, &rel.image)),
+    );
+    plan.push(
         format!(
-            "health gate: {} must answer through the published port",
+            "health gate: {} must answer through the proxy's published port",
             rel.version
         ),
         Step::WaitHttp(probe(t, s, &rel.version)),
@@ -346,10 +502,14 @@ pub fn plan_rollback(t: &Target, s: &Swarm, to: &NewRelease, obs: &Observed) -> 
             ),
             Step::Exec(
                 Cmd::new("docker")
-                    .args(["service", "rollback", "--detach=false", "--quiet"])
+                    .args(["service", "rollback", "--detach=true", "--quiet"])
                     .arg(service_name(t))
-                    .timeout(update_timeout(s)),
+                    .timeout(Duration::from_secs(60).min(update_timeout(s))),
             ),
+        );
+        plan.push(
+            "wait for Swarm to settle the service",
+            Step::Exec(settle(t, s)),
         );
         plan.push(
             "check Swarm completed the rollback",
@@ -361,13 +521,21 @@ pub fn plan_rollback(t: &Target, s: &Swarm, to: &NewRelease, obs: &Observed) -> 
             Step::Exec(stack_deploy(t, s, &to.id)),
         );
         plan.push(
+            "wait for Swarm to settle the service",
+            Step::Exec(settle(t, s)),
+        );
+        plan.push(
             "check Swarm completed the update",
             Step::Exec(status_check(t, "completed")),
         );
     }
     plan.push(
+        "check every node is ready and runs only this release",
+        Step::Exec(node_check(t, &to.image)),
+    );
+    plan.push(
         format!(
-            "health gate: {} must answer through the published port",
+            "health gate: {} must answer through the proxy's published port",
             to.version
         ),
         Step::WaitHttp(probe(t, s, &to.version)),
@@ -437,7 +605,6 @@ published_port = 8080
             seen: crate::observe::Seen::Swarm(SwarmState {
                 node_state: "active".into(),
                 manager: true,
-                ipvs: Some(true),
                 service,
             }),
             ..Default::default()
@@ -540,13 +707,13 @@ published_port = 8080
     }
 
     #[test]
-    fn ready_refuses_without_a_swarm_or_ipvs_and_only_warns_in_dry_run() {
+    fn ready_refuses_without_a_swarm_or_on_a_worker_and_only_warns_in_dry_run() {
         let mut obs = observed(None, None);
         let mut warnings = Vec::new();
         assert!(ready(&obs, false, &mut warnings).is_ok());
-        swarm_of(&mut obs).ipvs = Some(false);
+        swarm_of(&mut obs).manager = false;
         let e = ready(&obs, false, &mut warnings).unwrap_err();
-        assert!(e.to_string().contains("IPVS"), "{e}");
+        assert!(e.to_string().contains("worker"), "{e}");
         swarm_of(&mut obs).node_state = "inactive".into();
         let e = ready(&obs, false, &mut warnings).unwrap_err();
         assert!(e.to_string().contains("not in a swarm"), "{e}");

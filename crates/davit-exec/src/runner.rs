@@ -1,7 +1,8 @@
 //! Walking a plan: steps in order, undo in reverse on failure, events for the timeline.
 
 use crate::{ExecError, Executor, HttpResponse};
-use davit_core::{Plan, Probe, ProbeExpect, Step};
+use async_trait::async_trait;
+use davit_core::{Action, Failure, Plan, Probe, ProbeExpect, Step};
 use std::time::{Duration, Instant};
 
 /// Something worth showing on the timeline.
@@ -68,6 +69,29 @@ pub enum StepError {
     /// A signal stopped the plan before this step.
     #[error("cancelled (SIGINT/SIGTERM) before this step; reverting")]
     Cancelled,
+    /// An [`Action`] refused or failed; the failure says why and what to do.
+    #[error("{}", .0.message)]
+    Action(Failure),
+}
+
+/// How the caller performs the plan's [`Action`] steps (the runner knows commands, files and
+/// probes; pulling with retries or taking a verified backup is the deploy's knowledge).
+#[async_trait]
+pub trait Actions: Send + Sync {
+    async fn run(&self, exec: &dyn Executor, action: &Action) -> Result<(), Failure>;
+}
+
+/// For plans without actions: any action fails.
+pub struct NoActions;
+
+#[async_trait]
+impl Actions for NoActions {
+    async fn run(&self, _exec: &dyn Executor, action: &Action) -> Result<(), Failure> {
+        Err(Failure::infra(format!(
+            "nothing here can perform: {}",
+            action.render()
+        )))
+    }
 }
 
 impl StepError {
@@ -127,10 +151,25 @@ pub async fn run_plan_cancellable(
     obs: &dyn Observer,
     cancel: &Cancel,
 ) -> Result<(), PlanError> {
+    run_plan_with(exec, plan, obs, cancel, &NoActions)
+        .await
+        .map(|_| ())
+}
+
+/// [`run_plan_cancellable`] with `actions` performing the plan's [`Action`] steps. Returns the
+/// best-effort steps that failed (index from 1, and why); the plan carried on past them.
+pub async fn run_plan_with(
+    exec: &dyn Executor,
+    plan: &Plan,
+    obs: &dyn Observer,
+    cancel: &Cancel,
+    actions: &dyn Actions,
+) -> Result<Vec<(usize, StepError)>, PlanError> {
     let total = plan.steps.len();
+    let mut tolerated = Vec::new();
     for (i, ps) in plan.steps.iter().enumerate() {
         if cancel.is_cancelled() {
-            return Err(undo_from(exec, plan, i, StepError::Cancelled, obs, true).await);
+            return Err(undo_from(exec, plan, i, StepError::Cancelled, obs, true, actions).await);
         }
         obs.event(&Event::StepStarted {
             index: i + 1,
@@ -138,7 +177,7 @@ pub async fn run_plan_cancellable(
             summary: &ps.summary,
         });
         let started = Instant::now();
-        match run_step(exec, &ps.step).await {
+        match run_step_with(exec, &ps.step, actions).await {
             Ok(()) => {
                 obs.event(&Event::StepDone {
                     index: i + 1,
@@ -154,11 +193,15 @@ pub async fn run_plan_cancellable(
                     summary: &ps.summary,
                     error: &cause.to_string(),
                 });
-                return Err(undo_from(exec, plan, i, cause, obs, false).await);
+                if ps.best_effort {
+                    tolerated.push((i + 1, cause));
+                    continue;
+                }
+                return Err(undo_from(exec, plan, i, cause, obs, false, actions).await);
             }
         }
     }
-    Ok(())
+    Ok(tolerated)
 }
 
 /// Undo steps `..=i` (or `..i` when step i never started) in reverse.
@@ -169,6 +212,7 @@ async fn undo_from(
     cause: StepError,
     obs: &dyn Observer,
     before_step: bool,
+    actions: &dyn Actions,
 ) -> PlanError {
     let done_steps = if before_step {
         &plan.steps[..i]
@@ -184,7 +228,7 @@ async fn undo_from(
             summary: &done.summary,
         });
         for u in &done.undo {
-            if let Err(e) = run_step(exec, u).await {
+            if let Err(e) = run_step_with(exec, u, actions).await {
                 obs.event(&Event::UndoFailed {
                     summary: &done.summary,
                     error: &e.to_string(),
@@ -205,8 +249,17 @@ async fn undo_from(
     }
 }
 
-/// Run one step.
+/// Run one step (a plan's [`Action`] steps need [`run_step_with`]).
 pub async fn run_step(exec: &dyn Executor, step: &Step) -> Result<(), StepError> {
+    run_step_with(exec, step, &NoActions).await
+}
+
+/// Run one step, with `actions` performing an [`Action`].
+pub async fn run_step_with(
+    exec: &dyn Executor,
+    step: &Step,
+    actions: &dyn Actions,
+) -> Result<(), StepError> {
     let r: Result<(), ExecError> = match step {
         Step::Exec(c) => exec.run_ok(c).await.map(|_| ()),
         Step::ExecIgnoringFailure(c) => match exec.run(c).await {
@@ -221,6 +274,7 @@ pub async fn run_step(exec: &dyn Executor, step: &Step) -> Result<(), StepError>
         Step::Copy { from, to } => exec.copy(from, to).await,
         Step::RemoveFile { path } => exec.remove_file(path).await,
         Step::MkDir { path, mode } => exec.mkdir(path, *mode).await,
+        Step::Action(a) => return actions.run(exec, a).await.map_err(StepError::Action),
         Step::WaitHttp(p) => {
             return wait_http(exec, p)
                 .await
@@ -399,6 +453,54 @@ mod tests {
                 "run undo 1"
             ]
         );
+    }
+
+    struct Pulls;
+    #[async_trait]
+    impl Actions for Pulls {
+        async fn run(&self, _exec: &dyn Executor, action: &Action) -> Result<(), Failure> {
+            match action {
+                Action::Pull { .. } => Ok(()),
+                Action::Backup { .. } => Err(Failure::bad_input("no backup", "configure it")),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn actions_run_in_order_and_best_effort_failures_carry_on() {
+        let exec = Recording::new("t").with_output(
+            "false",
+            Output {
+                status: 1,
+                ..Default::default()
+            },
+        );
+        let mut plan = Plan::new("t");
+        plan.push(
+            "pull",
+            Step::Action(Action::Pull {
+                image: "a:1".into(),
+            }),
+        );
+        plan.push_best_effort("record", Step::Exec(Cmd::new("false")));
+        plan.push("after", Step::Exec(Cmd::new("true")));
+        let tolerated = run_plan_with(&exec, &plan, &Quiet, &Cancel::new(), &Pulls)
+            .await
+            .unwrap();
+        assert_eq!(tolerated.len(), 1);
+        assert_eq!(tolerated[0].0, 2);
+        assert_eq!(exec.log(), vec!["run false", "run true"]);
+        // A refused action fails the plan with its own failure; without a handler, any fails.
+        let mut plan = Plan::new("t");
+        plan.push("backup", Step::Action(Action::Backup { label: "x".into() }));
+        let e = run_plan_with(&exec, &plan, &Quiet, &Cancel::new(), &Pulls)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e.cause, StepError::Action(f) if f.message == "no backup"),
+            "{e}"
+        );
+        assert!(run_plan(&exec, &plan, &Quiet).await.is_err());
     }
 
     #[test]

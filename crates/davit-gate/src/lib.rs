@@ -203,6 +203,14 @@ pub fn evaluate(settings: &Settings, outcome: runner::RunOutcome) -> GateReport 
         for m in &run.missing_failures {
             problems.push(format!("{}: {}", m.report, m.claim));
         }
+        if run.unmerged_reruns > 0 {
+            notes.push(format!(
+                "{} failing test(s) also passed under the same name in the same report; if these \
+                 are reruns (pytest-rerunfailures, jest retries), set merge-reruns to count a \
+                 test that failed and then passed as flaky",
+                run.unmerged_reruns
+            ));
+        }
         Some(TestSummary {
             totals: run.totals,
             slowest: run.slowest(),

@@ -149,6 +149,9 @@ pub struct TestRun {
     pub missing_failures: Vec<MissingFailures>,
     /// Names of flaky tests (passed after failing), at most [`MAX_FLAKY_NAMES`].
     pub flaky_tests: Vec<String>,
+    /// Without `merge_reruns`: failing tests that also passed under the same name in the same
+    /// report, i.e. probably reruns (the summary suggests the setting).
+    pub unmerged_reruns: u64,
     slowest: BinaryHeap<Reverse<BySeconds>>,
     root: std::path::PathBuf,
     files: OnceCell<Option<RepoFiles>>,
@@ -171,6 +174,7 @@ impl TestRun {
             reports: Vec::new(),
             missing_failures: Vec::new(),
             flaky_tests: Vec::new(),
+            unmerged_reruns: 0,
             slowest: BinaryHeap::new(),
             root: root.to_path_buf(),
             files: OnceCell::new(),
@@ -322,6 +326,18 @@ impl Sink for TestRun {
                 failed_before = prev.failed_before + u32::from(prev.outcome.is_failure());
             }
             None => self.totals.tests += 1,
+        }
+        if !self.merge_reruns && outcome == Outcome::Passed {
+            // Only the kept failures are compared, so this stays bounded.
+            let name = c.full_name();
+            let report = &self.current_report;
+            if self
+                .failures
+                .iter()
+                .any(|f| f.name == name && f.report == *report)
+            {
+                self.unmerged_reruns += 1;
+            }
         }
         let (kept, flaky) = self.count(c, failed_before);
         if let Some(k) = key {

@@ -185,6 +185,8 @@ fn without_merge_reruns_every_attempt_counts() {
     let run = run_xml(RERUN_THEN_PASS, false);
     assert_eq!(counts(&run.totals), (3, 2, 1, 0, 0, 0));
     assert_eq!(run.failures.len(), 1);
+    // The gate notes that these look like reruns.
+    assert_eq!(run.unmerged_reruns, 1);
 }
 
 #[test]
@@ -460,6 +462,61 @@ fn binary_merges_reruns_only_when_asked() {
         out.contains("Flaky") && out.contains("tests.test_api.test_flaky"),
         "{out}"
     );
-    let (o, _) = gate_on(RERUN_THEN_PASS, &[]);
+    let (o, j) = gate_on(RERUN_THEN_PASS, &[]);
     assert_eq!(o.status.code(), Some(1));
+    assert!(
+        j["notes"].to_string().contains("set merge-reruns"),
+        "{}",
+        j["notes"]
+    );
+}
+
+#[test]
+fn binary_annotates_the_tracked_file_and_line_from_a_trace_written_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    git(&["init", "-q"]);
+    std::fs::create_dir_all(dir.path().join("src/test/java/com/example")).unwrap();
+    std::fs::write(
+        dir.path().join("src/test/java/com/example/CartTest.java"),
+        "class CartTest {}\n",
+    )
+    .unwrap();
+    git(&["add", "."]);
+    // Surefire report from a CI machine: no file/line attributes, only the stack trace.
+    std::fs::write(
+        dir.path().join("TEST-com.example.CartTest.xml"),
+        r#"<testsuite name="com.example.CartTest" tests="1" failures="1">
+  <testcase name="addsItems" classname="com.example.CartTest" time="0.01">
+    <failure message="expected: &lt;3&gt; but was: &lt;2&gt;" type="org.opentest4j.AssertionFailedError">org.opentest4j.AssertionFailedError: expected: &lt;3&gt; but was: &lt;2&gt;
+	at org.junit.jupiter.api.AssertionFailureBuilder.build(AssertionFailureBuilder.java:151)
+	at com.example.CartTest.addsItems(CartTest.java:27)
+</failure>
+  </testcase>
+</testsuite>"#,
+    )
+    .unwrap();
+    let o = common::gate()
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--out-dir")
+        .arg(dir.path().join("out"))
+        .args(["--preset", "none", "--junit", "TEST-*.xml"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("file=src/test/java/com/example/CartTest.java,line=27"),
+        "{stdout}"
+    );
 }

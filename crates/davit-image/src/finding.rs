@@ -121,6 +121,32 @@ pub struct ScannerInfo {
     pub name: String,
     /// Database description: path and record count, or the Trivy version.
     pub database: String,
+    /// When the vulnerability data was published and how old it was at scan time (known for
+    /// OSV archives davit downloaded itself).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub data: Option<DataAge>,
+}
+
+/// How fresh the vulnerability data is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataAge {
+    /// Publication time of the oldest archive used (RFC 3339).
+    pub updated: String,
+    /// Age of that data at scan time, in hours.
+    pub age_hours: f64,
+    /// Where it came from (base URL and ecosystems).
+    pub source: String,
+}
+
+impl DataAge {
+    /// "3.2 hours old" / "2.0 days old".
+    pub fn age_text(&self) -> String {
+        if self.age_hours < 48.0 {
+            format!("{:.1} hours old", self.age_hours)
+        } else {
+            format!("{:.1} days old", self.age_hours / 24.0)
+        }
+    }
 }
 
 /// The result of trying to scan.

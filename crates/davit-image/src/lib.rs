@@ -4,7 +4,8 @@
 //! build` when the plugin exists, the classic builder otherwise), computes tags and OCI labels
 //! the way docker/metadata-action does ([`meta`]), exports the built image and reads its layers
 //! to produce an SBOM ([`sbom`]), matches that inventory against an offline OSV database
-//! ([`osv`], with per-ecosystem ordering in [`version`]) or Trivy ([`trivy`]), applies the
+//! ([`osv`], with per-ecosystem ordering in [`version`]; downloaded and cached by [`osv_fetch`]
+//! when no database is given) or Trivy ([`trivy`]), applies the
 //! policy ([`policy`]), writes SARIF, JSON and a markdown summary ([`report`]), and pushes only
 //! when the policy passed, checking that the registry now holds the very image that was scanned
 //! ([`docker`]). The pieces that decide (ordering, matching, policy, tags) are pure and tested
@@ -14,6 +15,7 @@ pub mod docker;
 pub mod finding;
 pub mod meta;
 pub mod osv;
+pub mod osv_fetch;
 pub mod policy;
 pub mod report;
 pub mod run;

@@ -49,6 +49,9 @@ pub struct Vuln {
     pub upstream: Vec<String>,
     #[serde(default)]
     pub withdrawn: Option<String>,
+    /// RFC 3339 time of the record's last change.
+    #[serde(default)]
+    pub modified: Option<String>,
     #[serde(default)]
     pub severity: Vec<SeverityEntry>,
     #[serde(default)]
@@ -113,7 +116,11 @@ pub fn scheme_for(ecosystem: &str) -> Option<Scheme> {
         "Debian" | "Ubuntu" => Scheme::Dpkg,
         "Alpine" => Scheme::Apk,
         "PyPI" => Scheme::Pep440,
-        "npm" | "crates.io" => Scheme::Semver,
+        "npm" | "crates.io" | "Go" => Scheme::Semver,
+        "Maven" => Scheme::Maven,
+        "RubyGems" => Scheme::RubyGems,
+        "Packagist" => Scheme::Packagist,
+        "NuGet" => Scheme::NuGet,
         _ => return None,
     })
 }
@@ -226,6 +233,20 @@ impl OsvDb {
         self.vulns.len()
     }
 
+    /// The records, to merge several archives into one database.
+    pub fn into_records(self) -> Vec<Vuln> {
+        self.vulns
+    }
+
+    /// The newest `modified` time among the records (RFC 3339 text compares as time when all
+    /// records use UTC `Z`, as osv.dev's do).
+    pub fn newest_modified(&self) -> Option<&str> {
+        self.vulns
+            .iter()
+            .filter_map(|v| v.modified.as_deref())
+            .max()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.vulns.is_empty()
     }
@@ -257,6 +278,7 @@ impl OsvDb {
                     self.source.display(),
                     self.len()
                 ),
+                data: None,
             },
             findings,
             warnings,
@@ -555,4 +577,73 @@ fn url_of(v: &Vuln) -> Option<String> {
                 None
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(eco: &str, introduced: &str, fixed: &str) -> Affected {
+        Affected {
+            package: Some(Package {
+                name: "p".into(),
+                ecosystem: eco.into(),
+            }),
+            ranges: vec![Range {
+                kind: "ECOSYSTEM".into(),
+                events: vec![
+                    Event {
+                        introduced: Some(introduced.into()),
+                        ..Event::default()
+                    },
+                    Event {
+                        fixed: Some(fixed.into()),
+                        ..Event::default()
+                    },
+                ],
+            }],
+            versions: Vec::new(),
+            severity: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn newly_ordered_ecosystems_are_matched_not_skipped() {
+        for (eco, intro, fixed, inside, outside) in [
+            ("Maven", "2.0.0", "2.13.4.1", "2.13.4", "2.13.4.1"),
+            ("Go", "0", "1.17.0", "1.16.9", "1.17.0"),
+            ("RubyGems", "6.1.0", "6.1.7.1", "6.1.7", "6.1.7.10"),
+            ("Packagist", "5.0.0", "5.4.31", "v5.4.30", "5.4.31"),
+            ("NuGet", "13.0.0", "13.0.1", "13.0.0.1", "13.0.1"),
+        ] {
+            let scheme = scheme_for(eco).unwrap_or_else(|| panic!("{eco} has no ordering"));
+            let a = entry(eco, intro, fixed);
+            assert_eq!(
+                affected(scheme, &a, inside),
+                Verdict::Affected {
+                    fixed: Some(fixed.into())
+                },
+                "{eco} {inside}"
+            );
+            assert_eq!(
+                affected(scheme, &a, outside),
+                Verdict::NotAffected,
+                "{eco} {outside}"
+            );
+        }
+    }
+
+    #[test]
+    fn unparseable_installed_version_stays_fail_closed() {
+        let a = entry("Maven", "1.0", "2.0");
+        assert!(matches!(
+            affected(Scheme::Maven, &a, "1 .5"),
+            Verdict::Undecidable(_)
+        ));
+        let a = entry("Packagist", "1.0", "2.0");
+        assert!(matches!(
+            affected(Scheme::Packagist, &a, "dev-main"),
+            Verdict::Undecidable(_)
+        ));
+    }
 }

@@ -192,6 +192,7 @@ mod tests {
             scanner: ScannerInfo {
                 name: "osv".into(),
                 database: "t".into(),
+                data: None,
             },
             findings,
             warnings: vec![],

@@ -255,6 +255,15 @@ pub fn summary(report: &Report, worst: usize) -> String {
             scanner, warnings, ..
         } => {
             let _ = writeln!(s, "- Scanner: {} ({})", scanner.name, scanner.database);
+            if let Some(age) = &scanner.data {
+                let _ = writeln!(
+                    s,
+                    "- Vulnerability data: published {}, **{}** at scan time ({})",
+                    age.updated,
+                    age.age_text(),
+                    age.source
+                );
+            }
             let _ = writeln!(
                 s,
                 "\n| Severity | Found | Ignored | Blocking |\n|---|---:|---:|---:|"

@@ -46,7 +46,8 @@ pub enum Cmd {
 /// Which scanner to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScannerChoice {
-    /// OSV when `--osv-db` is set, else Trivy when on PATH, else the scan does not run.
+    /// OSV when `--osv-db` or `--osv-url` is set, else Trivy when on PATH, else OSV downloaded
+    /// from osv.dev.
     Auto,
     Osv,
     Trivy,
@@ -141,6 +142,8 @@ pub struct RunArgs {
     /// Offline OSV database: a directory of OSV JSON files or an osv.dev `all.zip`.
     #[arg(long, env = "DAVIT_OSV_DB")]
     pub osv_db: Option<PathBuf>,
+    #[command(flatten)]
+    pub osv_fetch: crate::osv_fetch::FetchArgs,
     /// Block on findings at or above this severity (critical, high, medium, low, unknown).
     #[arg(long, env = "DAVIT_FAIL_ON", default_value = "high")]
     pub fail_on: String,
@@ -341,10 +344,12 @@ fn write_json(dir: &Path, name: &str, v: &impl serde::Serialize) -> Result<PathB
     Ok(p)
 }
 
-/// Choose and run the scanner. Never fails: problems become `DidNotRun`.
+/// Choose and run the scanner. Never fails: problems become `DidNotRun`. Without `osv_db` the
+/// OSV archives are downloaded as `fetch` says ([`crate::osv_fetch`]).
 pub fn scan(
     choice: ScannerChoice,
     osv_db: Option<&Path>,
+    fetch: &crate::osv_fetch::FetchArgs,
     inv: &crate::sbom::Inventory,
     archive: &Path,
 ) -> ScanOutcome {
@@ -352,14 +357,11 @@ pub fn scan(
     let use_osv = match choice {
         ScannerChoice::Osv => true,
         ScannerChoice::Trivy => false,
-        ScannerChoice::Auto => osv_db.is_some() || trivy.is_none(),
+        ScannerChoice::Auto => osv_db.is_some() || fetch.url_set() || trivy.is_none(),
     };
     if use_osv {
         let Some(db) = osv_db else {
-            return ScanOutcome::did_not_run(
-                "no vulnerability database: no OSV database is configured and trivy is not installed",
-                "set `osv-db` to a directory or osv.dev all.zip of OSV records (e.g. gsutil cp gs://osv-vulnerabilities/Debian/all.zip), or install trivy",
-            );
+            return crate::osv_fetch::scan_downloaded(fetch, inv);
         };
         match OsvDb::load(db) {
             Ok(db) => db.scan(inv),
@@ -416,6 +418,7 @@ pub fn run_cmd(a: &RunArgs, gha: &Gha) -> Result<Exit, Failure> {
         ignores,
         today: a.today.unwrap_or_else(|| Utc::now().date_naive()),
     };
+    a.osv_fetch.settings()?;
     let build_args = pairs("build-arg", &a.build_args)?;
     let mut secrets = Vec::new();
     for (id, path) in pairs("secret-file", &a.secret_files)? {
@@ -608,7 +611,13 @@ pub fn run_cmd(a: &RunArgs, gha: &Gha) -> Result<Exit, Failure> {
 
     // ---- scan and decide.
     gha.group_start("Vulnerability scan");
-    let outcome = scan(a.scanner, a.osv_db.as_deref(), &inv, &archive_path);
+    let outcome = scan(
+        a.scanner,
+        a.osv_db.as_deref(),
+        &a.osv_fetch,
+        &inv,
+        &archive_path,
+    );
     let decision = policy.decide(&outcome);
     gha.group_end();
 

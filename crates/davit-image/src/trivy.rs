@@ -76,15 +76,36 @@ struct Layer {
     diff_id: Option<String>,
 }
 
-/// Trivy's result `Type` -> the OSV ecosystem name used in findings.
-fn ecosystem(kind: &str) -> String {
+/// Trivy's result `Type` (its `LangType`/`OSType` constants) -> the OSV ecosystem name used in
+/// findings, so Trivy and OSV findings read the same. Types Trivy adds later pass through as
+/// written rather than being dropped.
+pub fn ecosystem(kind: &str) -> String {
     match kind {
         "debian" => "Debian",
         "ubuntu" => "Ubuntu",
         "alpine" => "Alpine",
-        "pip" | "pipenv" | "poetry" | "python-pkg" => "PyPI",
-        "npm" | "yarn" | "pnpm" | "node-pkg" => "npm",
-        "cargo" | "rust-binary" => "crates.io",
+        "wolfi" => "Wolfi",
+        "chainguard" => "Chainguard",
+        "redhat" => "Red Hat",
+        "rocky" => "Rocky Linux",
+        "alma" => "AlmaLinux",
+        "photon" => "Photon OS",
+        "opensuse-leap" | "opensuse.leap" => "openSUSE",
+        "sles" | "suse linux enterprise server" => "SUSE",
+        // Every Python lockfile and installed-package analyzer is PyPI; conda is not.
+        "pip" | "pipenv" | "poetry" | "uv" | "pylock" | "python-pkg" => "PyPI",
+        "npm" | "yarn" | "pnpm" | "bun" | "node-pkg" | "javascript" => "npm",
+        "cargo" | "rustbinary" | "rust-binary" => "crates.io",
+        "gomod" | "gobinary" => "Go",
+        "jar" | "pom" | "gradle" | "sbt" => "Maven",
+        "bundler" | "gemspec" => "RubyGems",
+        "composer" | "composer-vendor" => "Packagist",
+        "nuget" | "dotnet-core" | "packages-props" => "NuGet",
+        "hex" => "Hex",
+        "pub" => "Pub",
+        "swift" => "SwiftURL",
+        "cocoapods" => "CocoaPods",
+        "conan" => "ConanCenter",
         other => other,
     }
     .to_string()
@@ -141,6 +162,7 @@ pub fn normalize(json: &str) -> Result<ScanOutcome, String> {
                     .map(|t| t.version)
                     .unwrap_or_else(|| "unknown version".into())
             ),
+            data: None,
         },
         findings,
         warnings: Vec::new(),
@@ -178,5 +200,51 @@ pub fn scan(trivy: &Path, archive: &Path) -> ScanOutcome {
         }
         Ok(o) => normalize(&String::from_utf8_lossy(&o.stdout))
             .unwrap_or_else(|e| ScanOutcome::did_not_run(format!("trivy output: {e}"), hint)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ecosystem;
+
+    #[test]
+    fn python_lockfile_types_map_to_pypi() {
+        for t in ["pip", "pipenv", "poetry", "uv", "pylock", "python-pkg"] {
+            assert_eq!(ecosystem(t), "PyPI", "{t}");
+        }
+        // Conda packages are conda's, not PyPI's.
+        assert_eq!(ecosystem("conda-pkg"), "conda-pkg");
+    }
+
+    #[test]
+    fn other_language_types_map_to_their_osv_ecosystem() {
+        for (t, e) in [
+            ("bun", "npm"),
+            ("yarn", "npm"),
+            ("rustbinary", "crates.io"),
+            ("gomod", "Go"),
+            ("gobinary", "Go"),
+            ("jar", "Maven"),
+            ("gradle", "Maven"),
+            ("bundler", "RubyGems"),
+            ("composer-vendor", "Packagist"),
+            ("dotnet-core", "NuGet"),
+            ("nuget", "NuGet"),
+        ] {
+            assert_eq!(ecosystem(t), e, "{t}");
+        }
+    }
+
+    #[test]
+    fn uv_result_is_normalized_as_pypi() {
+        let json = r#"{"SchemaVersion":2,"Trivy":{"Version":"0.58.1"},"Results":[{"Target":"uv.lock","Class":"lang-pkgs","Type":"uv","Vulnerabilities":[{"VulnerabilityID":"CVE-2024-35195","PkgName":"requests","InstalledVersion":"2.31.0","FixedVersion":"2.32.0","Severity":"MEDIUM","Title":"requests: subsequent requests to the same host ignore cert verification"}]}]}"#;
+        match super::normalize(json).unwrap() {
+            crate::finding::ScanOutcome::Completed { findings, .. } => {
+                assert_eq!(findings.len(), 1);
+                assert_eq!(findings[0].ecosystem, "PyPI");
+                assert_eq!(findings[0].path.as_deref(), Some("uv.lock"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -5,9 +5,19 @@
 //! the cases that matter wrong: `1.0~rc1` is *before* `1.0` in dpkg, `1.2.4_git2023-r5` is after
 //! `1.2.4-r3` in apk, `1.8c1` is a release candidate in PEP 440 and `0.3.0-rc.1` is before
 //! `0.3.0` in semver. Each comparator here follows its ecosystem's reference implementation
-//! (dpkg's `verrevcmp`, apk-tools' token rules, PEP 440 through `pep440_rs`, SemVer 2.0 through
-//! `semver`). A version that cannot be parsed compares as `None`, and the matcher treats that
-//! as "cannot decide" instead of guessing "not affected".
+//! (dpkg's `verrevcmp`, apk-tools' token rules, PEP 440 through `pep440_rs` with `packaging`'s
+//! legacy ordering for the PyPI versions PEP 440 rejects, SemVer 2.0 precedence with numbers of
+//! any width, Maven's `ComparableVersion`, RubyGems' `Gem::Version`, Composer's normalisation
+//! plus PHP's `version_compare`, NuGet's `NuGetVersion`; Go uses SemVer). A version that cannot
+//! be parsed compares as `None`, and the matcher treats that as "cannot decide" (reported as
+//! affected, with a warning) instead of guessing "not affected".
+
+mod maven;
+mod nuget;
+mod packagist;
+mod pypi_legacy;
+mod rubygems;
+mod semver;
 
 use std::cmp::Ordering;
 use std::str::FromStr;
@@ -22,8 +32,16 @@ pub enum Scheme {
     Apk,
     /// Python packages (PEP 440).
     Pep440,
-    /// crates.io and npm (SemVer 2.0, with npm's lenient `v` prefix and missing parts).
+    /// crates.io, npm and Go (SemVer 2.0, with a lenient `v` prefix and missing parts).
     Semver,
+    /// Maven Central (`ComparableVersion`).
+    Maven,
+    /// RubyGems (`Gem::Version`).
+    RubyGems,
+    /// Packagist (Composer).
+    Packagist,
+    /// NuGet (`NuGetVersion`).
+    NuGet,
 }
 
 /// Compare two versions under `scheme`; `None` when either does not parse.
@@ -31,31 +49,28 @@ pub fn compare(scheme: Scheme, a: &str, b: &str) -> Option<Ordering> {
     match scheme {
         Scheme::Dpkg => dpkg::compare(a, b),
         Scheme::Apk => apk::compare(a, b),
-        Scheme::Pep440 => {
-            let a = pep440_rs::Version::from_str(a.trim()).ok()?;
-            let b = pep440_rs::Version::from_str(b.trim()).ok()?;
-            Some(a.cmp(&b))
-        }
-        Scheme::Semver => Some(parse_semver(a)?.cmp_precedence(&parse_semver(b)?)),
+        Scheme::Pep440 => compare_pypi(a, b),
+        Scheme::Semver => semver::compare(a, b),
+        Scheme::Maven => maven::compare(a, b),
+        Scheme::RubyGems => rubygems::compare(a, b),
+        Scheme::Packagist => packagist::compare(a, b),
+        Scheme::NuGet => nuget::compare(a, b),
     }
 }
 
-/// SemVer with the leniency real lockfiles and advisories need: a `v`/`=` prefix, and `1.2`
-/// meaning `1.2.0`. Build metadata is ignored for ordering (`cmp_precedence`), as SemVer says.
-fn parse_semver(s: &str) -> Option<semver::Version> {
-    let s = s.trim().trim_start_matches(['v', '=']);
-    if let Ok(v) = semver::Version::parse(s) {
-        return Some(v);
+/// PEP 440 when both parse; a version PEP 440 rejects is a legacy version, which `packaging`
+/// sorted before every PEP 440 version.
+fn compare_pypi(a: &str, b: &str) -> Option<Ordering> {
+    let pa = pep440_rs::Version::from_str(a.trim()).ok();
+    let pb = pep440_rs::Version::from_str(b.trim()).ok();
+    match (pa, pb) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        (Some(_), None) => pypi_legacy::accepts(b).then_some(Ordering::Greater),
+        (None, Some(_)) => pypi_legacy::accepts(a).then_some(Ordering::Less),
+        (None, None) => {
+            (pypi_legacy::accepts(a) && pypi_legacy::accepts(b)).then(|| pypi_legacy::compare(a, b))
+        }
     }
-    // Pad missing minor/patch before any pre-release or build suffix.
-    let cut = s.find(['-', '+']).unwrap_or(s.len());
-    let (core, rest) = s.split_at(cut);
-    let parts = core.split('.').count();
-    if parts == 0 || parts >= 3 {
-        return None;
-    }
-    let padded = format!("{core}{}{rest}", ".0".repeat(3 - parts));
-    semver::Version::parse(&padded).ok()
 }
 
 pub mod dpkg {
@@ -170,7 +185,8 @@ pub mod apk {
     #[derive(Debug, PartialEq, Eq)]
     struct Parsed {
         numbers: Vec<String>,
-        letter: Option<u8>,
+        /// A letter after the numbers, with the digits some packagers append (`1.8.28p1`).
+        letter: Option<(u8, String)>,
         suffixes: Vec<(i32, u64)>,
         revision: u64,
     }
@@ -204,9 +220,16 @@ pub mod apk {
             Some((m, s)) => (m, Some(s)),
             None => (body, None),
         };
-        let (nums, letter) = match main.as_bytes().last() {
-            Some(c) if c.is_ascii_lowercase() => (&main[..main.len() - 1], Some(*c)),
-            _ => (main, None),
+        let head = main
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(main.len());
+        let (nums, tail) = main.split_at(head);
+        let letter = match tail.as_bytes() {
+            [] => None,
+            [c, rest @ ..] if c.is_ascii_lowercase() && rest.iter().all(u8::is_ascii_digit) => {
+                Some((*c, tail[1..].to_string()))
+            }
+            _ => return None,
         };
         let numbers: Vec<String> = nums.split('.').map(str::to_string).collect();
         if numbers
@@ -259,7 +282,12 @@ pub mod apk {
         if o != Ordering::Equal {
             return Some(o);
         }
-        let o = a.letter.cmp(&b.letter);
+        let o = match (&a.letter, &b.letter) {
+            (Some((x, xn)), Some((y, yn))) => {
+                x.cmp(y).then_with(|| super::semver::cmp_digits(xn, yn))
+            }
+            (x, y) => x.is_some().cmp(&y.is_some()),
+        };
         if o != Ordering::Equal {
             return Some(o);
         }
@@ -387,6 +415,187 @@ mod tests {
                 ("1.0.0+build.1", "1.0.0", Equal),
             ],
         );
-        assert_eq!(compare(Scheme::Semver, "1.2.3.4", "1"), None);
+        assert_eq!(compare(Scheme::Semver, "1.2.3.x", "1"), None);
+    }
+
+    #[test]
+    fn apk_letter_with_digits() {
+        // Alpine secdb carries OpenBSD-style portable releases: `p1` after the version.
+        check(
+            Scheme::Apk,
+            &[
+                ("1.8.28p1-r1", "1.8.28p1-r1", Equal),
+                ("1.8.28-r0", "1.8.28p1-r1", Less),
+                ("1.8.28p1-r1", "1.8.28p2-r0", Less),
+                ("1.8.28p1-r1", "1.8.28p1-r2", Less),
+                ("1.8.28p9-r0", "1.8.28p10-r0", Less),
+                ("1.8.28p1-r1", "1.8.29-r0", Less),
+                ("6.0.2p1-r0", "6.0.2a-r0", Greater),
+            ],
+        );
+        assert_eq!(compare(Scheme::Apk, "1.8.28pp1", "1"), None);
+    }
+
+    #[test]
+    fn pypi_legacy_versions_sort_before_pep440_and_among_themselves() {
+        // packaging's LegacyVersion rules: legacy < any PEP 440 version; zero-padded numbers;
+        // `dev` first, `pre`/`preview`/`rc` = `c`; a `-` is "final-".
+        check(
+            Scheme::Pep440,
+            &[
+                ("2004d", "0.0.1", Less),
+                ("1.0-foo", "1.0", Less),
+                ("2004d", "2004e", Less),
+                ("2004d", "2005a", Less),
+                ("1.0-foo", "1.0-goo", Less),
+                ("0.3.2.dev-r1234", "0.3.2.r1234", Less),
+                ("1.0.x", "1.0.y", Less),
+                ("1.0.preview", "1.0.pre", Equal),
+                ("1.0.dev.x", "1.0.a.x", Less),
+            ],
+        );
+        assert_eq!(compare(Scheme::Pep440, "1.0 beta", "1.0"), None);
+    }
+
+    #[test]
+    fn semver_wide_numbers_and_more_parts() {
+        check(
+            Scheme::Semver,
+            &[
+                // Wider than u64 (18446744073709551615).
+                (
+                    "18446744073709551616.0.0",
+                    "18446744073709551615.0.0",
+                    Greater,
+                ),
+                (
+                    "1.0.0-rc.99999999999999999999",
+                    "1.0.0-rc.100000000000000000000",
+                    Less,
+                ),
+                ("1.0.0-20240101000000000000", "1.0.0", Less),
+                // Four parts (npm packages, Go's +incompatible builds ignored).
+                ("1.2.3.4", "1.2.3", Greater),
+                ("1.2.3.4", "1.2.3.10", Less),
+                ("1.2.3.0", "1.2.3", Equal),
+                ("v2.0.0+incompatible", "2.0.0", Equal),
+            ],
+        );
+    }
+
+    #[test]
+    fn go_versions_use_semver_including_pseudo_versions() {
+        // Go module pseudo-versions are SemVer pre-releases of the next patch.
+        check(
+            Scheme::Semver,
+            &[
+                (
+                    "0.0.0-20210101000000-abcdefabcdef",
+                    "0.0.0-20220101000000-abcdefabcdef",
+                    Less,
+                ),
+                ("1.2.4-0.20191109021931-daa7c04131f5", "1.2.4", Less),
+                ("1.2.3", "1.2.4-0.20191109021931-daa7c04131f5", Less),
+                ("v1.17.0", "1.17.0", Equal),
+            ],
+        );
+    }
+
+    #[test]
+    fn maven_ordering() {
+        // From Maven's "Version Order Specification" (maven.apache.org/pom.html).
+        check(
+            Scheme::Maven,
+            &[
+                ("1", "1.1", Less),
+                ("1-snapshot", "1", Less),
+                ("1", "1-sp", Less),
+                ("1-foo2", "1-foo10", Less),
+                ("1-foo", "1-1", Less),
+                ("1-1", "1.1", Less),
+                ("1.ga", "1-ga", Equal),
+                ("1-ga", "1-0", Equal),
+                ("1-0", "1.0", Equal),
+                ("1.0", "1", Equal),
+                ("1-sp", "1-ga", Greater),
+                ("1-sp.1", "1-ga.1", Greater),
+                ("1-sp-1", "1-ga-1", Less),
+                ("1-a1", "1-alpha-1", Equal),
+                ("1-cr1", "1-rc1", Equal),
+                ("1.0-alpha1", "1.0-beta1", Less),
+                ("1.0-beta1", "1.0-m1", Less),
+                ("1.0-m1", "1.0-rc1", Less),
+                ("1.0-rc1", "1.0-SNAPSHOT", Less),
+                ("1.0-SNAPSHOT", "1.0", Less),
+                ("1.0", "1.0-sp1", Less),
+                ("2.13.4", "2.13.4.1", Less),
+                ("2.13.4.2", "2.14.0-rc1", Less),
+                ("2.9.10.8", "2.10.0", Less),
+                ("1.0.0.RELEASE", "1.0.0", Equal),
+                ("5.3.17", "5.3.18", Less),
+            ],
+        );
+        assert_eq!(compare(Scheme::Maven, "1 .0", "1"), None);
+    }
+
+    #[test]
+    fn rubygems_ordering() {
+        // Gem::Version: letters make a pre-release, `-` reads as `.pre.`, trailing zeros drop.
+        check(
+            Scheme::RubyGems,
+            &[
+                ("1.0", "1", Equal),
+                ("1.0.0", "1.0", Equal),
+                ("1.0.a", "1.0", Less),
+                ("1.0.a10", "1.0.a9", Greater),
+                ("1.0.b1", "1.0.a2", Greater),
+                ("1.0.0.rc1", "1.0.0", Less),
+                ("1.0.0-rc1", "1.0.0.pre.rc1", Equal),
+                ("5.2.4.3", "5.2.4.4", Less),
+                ("6.1.7.1", "6.1.7.10", Less),
+                ("7.0.0.alpha2", "7.0.0.beta1", Less),
+                ("1.10", "1.9", Greater),
+            ],
+        );
+        assert_eq!(compare(Scheme::RubyGems, "junk", "1"), None);
+    }
+
+    #[test]
+    fn packagist_ordering() {
+        // Composer: v prefix dropped, 1.2 = 1.2.0.0, then PHP's version_compare special forms.
+        check(
+            Scheme::Packagist,
+            &[
+                ("v1.2.3", "1.2.3", Equal),
+                ("1.2", "1.2.0", Equal),
+                ("5.2", "5.10", Less),
+                ("1.0.0-dev", "1.0.0-alpha", Less),
+                ("1.0.0-alpha1", "1.0.0-beta1", Less),
+                ("1.0.0-beta2", "1.0.0-RC1", Less),
+                ("1.0.0-RC1", "1.0.0", Less),
+                ("1.0.0", "1.0.0-pl1", Less),
+                ("1.0.0-alpha2", "1.0.0-alpha10", Less),
+                ("4.4.49", "5.0.0-beta1", Less),
+            ],
+        );
+        assert_eq!(compare(Scheme::Packagist, "dev-master", "1"), None);
+    }
+
+    #[test]
+    fn nuget_ordering() {
+        check(
+            Scheme::NuGet,
+            &[
+                ("1.0", "1.0.0.0", Equal),
+                ("1.0.0.1", "1.0.0", Greater),
+                ("1.0.0-alpha", "1.0.0", Less),
+                ("1.0.0-Alpha", "1.0.0-alpha", Equal),
+                ("1.0.0-alpha.2", "1.0.0-alpha.10", Less),
+                ("1.0.0-beta", "1.0.0-alpha", Greater),
+                ("1.0.0+build.5", "1.0.0", Equal),
+                ("13.0.1", "13.0.3", Less),
+            ],
+        );
+        assert_eq!(compare(Scheme::NuGet, "1.0.0.0.0", "1"), None);
     }
 }

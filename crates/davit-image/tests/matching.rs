@@ -423,41 +423,7 @@ fn trivy_reports_normalize_to_the_right_counts() {
 #[test]
 fn t35_no_database_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
-    // A minimal docker-save archive of a FROM-scratch image with one npm lockfile.
-    let layer = {
-        let mut b = tar::Builder::new(Vec::new());
-        let data =
-            br#"{"lockfileVersion":3,"packages":{"node_modules/lodash":{"version":"4.17.20"}}}"#;
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, "app/package-lock.json", &data[..])
-            .unwrap();
-        b.into_inner().unwrap()
-    };
-    use sha2::Digest;
-    let diff = format!("sha256:{:x}", sha2::Sha256::digest(&layer));
-    let config =
-        serde_json::to_vec(&serde_json::json!({"rootfs": {"type": "layers", "diff_ids": [diff]}}))
-            .unwrap();
-    let manifest =
-        serde_json::to_vec(&serde_json::json!([{"Config": "c.json", "Layers": ["l/layer.tar"]}]))
-            .unwrap();
-    let mut outer = tar::Builder::new(Vec::new());
-    for (n, d) in [
-        ("l/layer.tar", &layer),
-        ("c.json", &config),
-        ("manifest.json", &manifest),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(d.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        outer.append_data(&mut h, n, &d[..]).unwrap();
-    }
-    let archive = dir.path().join("image.tar");
-    std::fs::write(&archive, outer.into_inner().unwrap()).unwrap();
+    let archive = common::npm_lockfile_archive(dir.path());
     let out_file = dir.path().join("gh-output");
     for db in [
         None,
@@ -470,8 +436,16 @@ fn t35_no_database_fails_closed() {
             .arg("--out-dir")
             .arg(dir.path().join("out"))
             .env("GITHUB_OUTPUT", &out_file);
-        if let Some(d) = &db {
-            c.arg("--osv-db").arg(d);
+        match &db {
+            Some(d) => {
+                c.arg("--osv-db").arg(d);
+            }
+            // No database and an OSV server that cannot be reached: still not a scan.
+            None => {
+                c.args(["--osv-url", "http://127.0.0.1:9"])
+                    .arg("--osv-cache")
+                    .arg(dir.path().join("cache"));
+            }
         }
         let o = c.output().unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr);

@@ -117,3 +117,27 @@ pub fn run(config: Config) -> Result<Outcome, RunError> {
         .serve()
         .map_err(RunError::Serve)
 }
+
+/// `GET /health` from the app on this machine's `PORT` (loopback, whatever `BIND` is): Ok on a
+/// 200 within 2 s. What `davit-demo-app health` runs as a container health check.
+pub fn health_check(config: &Config) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let addr = SocketAddr::from(([127, 0, 0, 1], config.port));
+    let timeout = Duration::from_secs(2);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("send: {e}"))?;
+    let mut head = [0u8; 32];
+    let n = s.read(&mut head).map_err(|e| format!("read: {e}"))?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    match line.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        Some(code) => Err(format!("/health answered {code}")),
+        None => Err(format!("no HTTP status in {line:?}")),
+    }
+}

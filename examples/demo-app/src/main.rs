@@ -33,6 +33,10 @@
 //! to 2 s; a second signal skips the wait); 1 when `FAULT_CRASH_AFTER_SECS` fires; 2 when
 //! a variable is invalid (the message names it); 3 when the port cannot be opened.
 //!
+//! `davit-demo-app health` asks the app running in the same container (`127.0.0.1:PORT`) for
+//! `/health` and exits 0 on a 200, 1 otherwise: a container health check for images built
+//! `FROM scratch`, which have no shell, curl or wget (Swarm's `healthcheck`, `HEALTHCHECK`).
+//!
 //! Logging: one line on stderr at start (name, version, address, active faults), plus
 //! one on a signal or crash; nothing per request.
 
@@ -41,6 +45,7 @@ use std::process::ExitCode;
 use davit_demo_app::{Config, Outcome};
 
 fn main() -> ExitCode {
+    let health = std::env::args().nth(1).as_deref() == Some("health");
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -48,6 +53,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if health {
+        return match davit_demo_app::health_check(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("davit-demo-app health: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match davit_demo_app::run(config) {
         Ok(Outcome::Stopped) => ExitCode::SUCCESS,
         Ok(Outcome::Crashed) => ExitCode::from(1),

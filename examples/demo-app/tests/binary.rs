@@ -160,3 +160,33 @@ fn slow_start_delays_listening_and_signals_still_work() {
     assert_eq!(status.code(), Some(0));
     assert!(t.elapsed() < Duration::from_secs(1));
 }
+
+/// `davit-demo-app health` with the same `PORT` as the app: 0 while /health is 200, 1 when it
+/// is 500 or nothing listens (what a container health check needs).
+#[test]
+fn health_subcommand_exits_by_the_apps_health() {
+    let check = |port: u16| {
+        Command::new(BIN)
+            .arg("health")
+            .env_clear()
+            .env("PORT", port.to_string())
+            .output()
+            .unwrap()
+    };
+    let mut ok = spawn(&[]);
+    let (_, port, _e1) = start_line(&mut ok);
+    assert_eq!(check(port).status.code(), Some(0));
+    let mut sick = spawn(&[("FAULT_NEVER_HEALTHY", "1")]);
+    let (_, sick_port, _e2) = start_line(&mut sick);
+    let out = check(sick_port);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("500"),
+        "{out:?}"
+    );
+    for c in [&mut ok, &mut sick] {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    assert_eq!(check(port).status.code(), Some(1));
+}

@@ -29,6 +29,12 @@ impl Strategy for Swarm<'_> {
         Ok(())
     }
 
+    /// The manager pulls the image before the stack changes (with the bounded retries), so a
+    /// registry that is down stops the deploy before Swarm starts an update.
+    fn pulls_image(&self) -> bool {
+        true
+    }
+
     fn ready(
         &self,
         obs: &Observed,

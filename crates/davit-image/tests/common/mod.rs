@@ -9,8 +9,12 @@ pub mod registry;
 #[allow(unused_imports)]
 pub use registry::{Registry, http_get};
 
+/// The shared fixtures: `../shared/fixtures` beside the checkout, or `$DAVIT_FIXTURES` (for a
+/// worktree that lives elsewhere).
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+    std::env::var_os("DAVIT_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"))
 }
 
 /// A test that needs Docker, the registry or debootstrap: with CI=true a missing component
@@ -183,4 +187,44 @@ pub fn scratch_context(dir: &Path, lodash: &str) -> bool {
     )
     .unwrap();
     true
+}
+
+/// A minimal docker-save archive of a FROM-scratch image with one npm lockfile (lodash
+/// 4.17.20, which the shared OSV fixtures rate HIGH), written into `dir`.
+pub fn npm_lockfile_archive(dir: &Path) -> PathBuf {
+    let layer = {
+        let mut b = tar::Builder::new(Vec::new());
+        let data =
+            br#"{"lockfileVersion":3,"packages":{"node_modules/lodash":{"version":"4.17.20"}}}"#;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "app/package-lock.json", &data[..])
+            .unwrap();
+        b.into_inner().unwrap()
+    };
+    use sha2::Digest;
+    let diff = format!("sha256:{:x}", sha2::Sha256::digest(&layer));
+    let config =
+        serde_json::to_vec(&serde_json::json!({"rootfs": {"type": "layers", "diff_ids": [diff]}}))
+            .unwrap();
+    let manifest =
+        serde_json::to_vec(&serde_json::json!([{"Config": "c.json", "Layers": ["l/layer.tar"]}]))
+            .unwrap();
+    let mut outer = tar::Builder::new(Vec::new());
+    for (n, d) in [
+        ("l/layer.tar", &layer),
+        ("c.json", &config),
+        ("manifest.json", &manifest),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        outer.append_data(&mut h, n, &d[..]).unwrap();
+    }
+    let archive = dir.join("image.tar");
+    std::fs::write(&archive, outer.into_inner().unwrap()).unwrap();
+    archive
 }

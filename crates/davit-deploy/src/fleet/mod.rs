@@ -19,15 +19,19 @@
 //! before the first one changes. A host is looked at again only after it changed, to report
 //! what is rather than what should be.
 
+mod locks;
+mod report;
+
 use crate::host;
 use crate::ledger;
-use crate::lock::{self, Lock};
 use crate::observe::{Observed, observe};
 use crate::target::{self, Target};
 use crate::{Options, Report};
 use davit_core::{Exit, Failure};
 use davit_exec::{Executor, Observer};
-use std::fmt::Write as _;
+use report::{first_line, one_line, with_warnings};
+
+pub use report::{HostState, describe_states};
 
 /// One host of the environment, connected.
 pub struct Member {
@@ -39,85 +43,6 @@ pub struct Member {
 /// Every host of an environment, connected (a single host is a fleet of one).
 pub struct Fleet {
     pub members: Vec<Member>,
-}
-
-/// What happened on one host, for the report when the fleet did not converge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostState {
-    /// Nothing was done; the host serves what it served.
-    Untouched { serving: Option<String> },
-    /// The new release went live here.
-    Deployed { version: String },
-    /// The host's own deploy (or rollback) failed. `serving` is what it served when davit looked
-    /// again afterwards, or, when `checked` is false, what it served before (it did not answer).
-    Failed {
-        error: String,
-        serving: Option<String>,
-        checked: bool,
-    },
-    /// Did not answer when davit looked again after the failure.
-    Unknown { before: Option<String> },
-    /// The host had switched and was rolled back.
-    RolledBack { to: String },
-    /// Still on the new release: the rollback failed, or there was nothing to go back to.
-    StillOnNew { version: String, why: String },
-}
-
-impl HostState {
-    fn describe(&self) -> String {
-        let serving = |s: &Option<String>| match s {
-            Some(v) => format!("serving {v}"),
-            None => "serving nothing yet".into(),
-        };
-        match self {
-            HostState::Untouched { serving: s } => format!("not deployed, {}", serving(s)),
-            HostState::Deployed { version } => format!("deployed, serving {version}"),
-            HostState::Failed {
-                error,
-                serving: s,
-                checked: true,
-            } => format!("FAILED ({}), {}", one_line(error), serving(s)),
-            HostState::Failed {
-                error,
-                serving: s,
-                checked: false,
-            } => format!(
-                "FAILED ({}), not answering now, so not checked ({} before)",
-                one_line(error),
-                serving(s)
-            ),
-            HostState::Unknown { before } => format!(
-                "NOT ANSWERING now, so not checked ({} before)",
-                serving(before)
-            ),
-            HostState::RolledBack { to } => format!("rolled back, serving {to}"),
-            HostState::StillOnNew { version, why } => {
-                format!("STILL SERVING {version}: {why}")
-            }
-        }
-    }
-
-    fn mixed(&self) -> bool {
-        matches!(self, HostState::StillOnNew { .. })
-    }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
-}
-
-/// A whole error on one line: an undo that failed too is part of the story.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// `  web-1: deployed, serving 1.4`, one line per host.
-pub fn describe_states(hosts: &[(String, HostState)]) -> String {
-    let mut out = String::new();
-    for (h, s) in hosts {
-        let _ = writeln!(out, "  {h}: {}", s.describe());
-    }
-    out
 }
 
 /// Connect to every host. One unreachable host fails the whole operation before anything
@@ -227,48 +152,6 @@ impl<'a> Hosts<'a> {
         &self.hosts[0]
     }
 
-    /// Take the deploy lock on every host, in order. When one is held, the ones taken are
-    /// released and the error names the holder (the lock module's message).
-    async fn lock_all(
-        &self,
-        operation: &str,
-        version: &str,
-        opts: &Options,
-    ) -> Result<Vec<Lock>, Failure> {
-        let mut locks = Vec::new();
-        for h in &self.hosts {
-            match lock::acquire(h.exec, h.target, operation, version, &opts.lock).await {
-                Ok(l) => locks.push(l),
-                Err(e) => {
-                    let mut e = self.on_host(h, e);
-                    for w in self.release_all(locks).await {
-                        e.message.push('\n');
-                        e.message.push_str(&w);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Ok(locks)
-    }
-
-    async fn release_all(&self, locks: Vec<Lock>) -> Vec<String> {
-        let mut warnings = Vec::new();
-        for (h, l) in self.hosts.iter().zip(locks) {
-            let on = self.label(h);
-            if let Some(stale) = &l.freed_stale {
-                warnings.push(format!("{on}{}", stale.freed_note()));
-            }
-            if let Err(e) = l.release(h.exec, h.target).await {
-                warnings.push(format!(
-                    "{on}could not release the deploy lock ({e}); once the host answers again, the next run from this machine frees it (from elsewhere: davit lock release {})",
-                    h.target.environment
-                ));
-            }
-        }
-        warnings
-    }
-
     /// `web-2: ` when there are several hosts, else nothing.
     fn label(&self, h: &Host<'_>) -> String {
         if self.many() {
@@ -365,7 +248,8 @@ impl<'a> Hosts<'a> {
             for (i, h) in self.hosts.iter().enumerate() {
                 let mt = host_share(h.target, i);
                 let obs = observe(h.exec, &mt, Some(&image)).await?;
-                let d = host::plan_deploy(h.exec, &mt, version, &release_id, obs, true).await?;
+                let d = host::plan_deploy(h.exec, &mt, version, &release_id, obs, opts, observer)
+                    .await?;
                 reports.push(Report {
                     plan: d.plan,
                     record: None,
@@ -423,7 +307,7 @@ impl<'a> Hosts<'a> {
                 &format!("{}: checking it can take {version}", h.target.host),
             );
             let mt = host_share(h.target, i);
-            match host::plan_deploy(h.exec, &mt, version, release_id, obs, false).await {
+            match host::plan_deploy(h.exec, &mt, version, release_id, obs, opts, observer).await {
                 Ok(d) => planned.push((mt, d)),
                 Err(e) if !self.many() => return Err(e),
                 Err(e) => {
@@ -763,7 +647,7 @@ async fn rollback_host(
         Some(o) => o,
         None => observe(exec, t, None).await?,
     };
-    let r = host::plan_rollback(exec, t, to_version, &obs, opts.dry_run).await?;
+    let r = host::plan_rollback(exec, t, to_version, reason, &obs, opts.dry_run).await?;
     if opts.dry_run {
         return Ok(Report {
             plan: r.plan,
@@ -777,29 +661,6 @@ async fn rollback_host(
 /// The version a host serves now (from its live site and ledger).
 async fn serving_on(h: &Host<'_>) -> Result<Option<String>, Failure> {
     Ok(observe(h.exec, h.target, None).await?.live_version())
-}
-
-/// Lock warnings go with the reports on success, and into the error on failure: a lock left
-/// on an unreachable host is part of what the user must know to recover.
-fn with_warnings(
-    result: Result<Vec<Report>, Failure>,
-    warnings: Vec<String>,
-) -> Result<Vec<Report>, Failure> {
-    match result {
-        Ok(mut reports) => {
-            if let Some(r) = reports.first_mut() {
-                r.warnings.extend(warnings);
-            }
-            Ok(reports)
-        }
-        Err(mut e) => {
-            for w in warnings {
-                e.message.push('\n');
-                e.message.push_str(&w);
-            }
-            Err(e)
-        }
-    }
 }
 
 /// A line in the timeline between plan steps (which host, what the fleet does next).
@@ -822,46 +683,5 @@ fn host_share(t: &Target, i: usize) -> Target {
         post_deploy: Vec::new(),
         backup: None,
         ..t.clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn states_read_as_a_list_and_only_still_on_new_is_mixed() {
-        let states = vec![
-            (
-                "web-1".to_string(),
-                HostState::RolledBack { to: "1.0".into() },
-            ),
-            (
-                "web-2".to_string(),
-                HostState::Failed {
-                    error: "health gate failed\nmore".into(),
-                    serving: Some("1.0".into()),
-                    checked: true,
-                },
-            ),
-            (
-                "web-3".to_string(),
-                HostState::Untouched {
-                    serving: Some("1.0".into()),
-                },
-            ),
-        ];
-        assert_eq!(
-            describe_states(&states),
-            "  web-1: rolled back, serving 1.0\n  web-2: FAILED (health gate failed more), serving 1.0\n  web-3: not deployed, serving 1.0\n"
-        );
-        assert!(!states.iter().any(|(_, s)| s.mixed()));
-        assert!(
-            HostState::StillOnNew {
-                version: "2.0".into(),
-                why: "x".into()
-            }
-            .mixed()
-        );
     }
 }
