@@ -41,7 +41,16 @@ impl Strategy for BlueGreen {
             nginx_running: running,
         };
         if running {
-            let serving = truth::served(exec, t, self.ports).await;
+            let mut serving = truth::served(exec, t, self.ports).await;
+            // A reload still in flight (a run killed right after `nginx -s reload`) answers
+            // from the old workers for a moment: only a disagreement that lasts is one.
+            for _ in 0..40 {
+                if serving.is_none() || serving == obs.live {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                serving = truth::served(exec, t, self.ports).await;
+            }
             truth::reconcile_view(obs, file.as_deref(), serving);
         }
         Ok(())
