@@ -12,6 +12,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 skip_cold=""
 if [ "${1:-}" = --skip-cold ]; then skip_cold="$(cd "$2" && pwd)"; fi
+# act cannot fetch the pinned actions/cache here (no github.com): it runs the test stand-in under
+# that pin (tests/fixtures/actions-cache-stand-in), against act's own cache server.
 sha=27d5ce7f107fe9357f9df03efb73ab90386fccae # actions/cache v5.0.5, as pinned in actions/*/action.yml
 work="$(mktemp -d)"
 server_pid=""
@@ -24,7 +26,7 @@ trap cleanup EXIT
 # The action repository act resolves davit-dev/davit@v1 to: this commit's sources.
 mkdir -p "$work/davit" "$work/actions-cache" "$work/shop" "$work/release"
 git -C "$root" archive HEAD | tar -x -C "$work/davit"
-zstd -dc "$root/tests/fixtures/actions-cache-v5.0.5.tar.zst" | tar -x -C "$work/actions-cache"
+cp -r "$root/tests/fixtures/actions-cache-stand-in/." "$work/actions-cache/"
 cp -r "$root/examples/shop/." "$work/shop/"
 rm -rf "$work/shop/.github"
 mkdir -p "$work/shop/.github/workflows"

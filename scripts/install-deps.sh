@@ -25,8 +25,8 @@ if [ "$profile" = test ]; then
     [sshd]=openssh-server
     [wrk]=wrk
     [busybox]=busybox-static
-    # act runs actions/cache (a node action) on the host; its archives are zstd; the setup test
-    # strips the binaries it packs as a release archive.
+    # act runs the actions/cache stand-in (tests/fixtures, a node script) on the host; its
+    # archives are zstd; the setup test strips the binaries it packs as a release archive.
     [node]=nodejs
     [zstd]=zstd
     [strip]=binutils

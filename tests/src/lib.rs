@@ -312,3 +312,25 @@ pub fn swarm_proxy_image() -> String {
         })
         .clone()
 }
+
+/// Build the Django + Celery example's images (examples/django-celery/build.sh: the debootstrap
+/// base is cached), the app tagged `tag`; the app, PostgreSQL and Redis image references. None
+/// (skip) when a tool is missing outside CI.
+pub fn django_celery_images(tag: &str) -> Option<[String; 3]> {
+    if !require_all(&["docker", "debootstrap", "python3", "curl"]) {
+        return None;
+    }
+    let build = Command::new(repo_root().join("examples/django-celery/build.sh"))
+        .arg(tag)
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "building the example failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let out = String::from_utf8_lossy(&build.stdout);
+    let v: Vec<&str> = out.lines().collect();
+    assert_eq!(v.len(), 3, "build.sh printed {out:?}");
+    Some([v[0].to_string(), v[1].to_string(), v[2].to_string()])
+}

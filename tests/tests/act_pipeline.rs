@@ -7,9 +7,10 @@
 //! release that breaks after start must end red, rolled back.
 //!
 //! Every job installs davit the way it would on a hosted runner (issue 18): the setup step of each
-//! action restores the binaries with the real actions/cache from act's cache server, or downloads
-//! the release archive (this test run's binaries, packed and served over HTTP, its checksum in the
-//! action copy's checksums.sha256) and saves it. Only the first job of the first run downloads;
+//! action restores the binaries from act's cache server (through the actions/cache stand-in in
+//! tests/fixtures, as act cannot fetch the pinned actions/cache), or downloads the release archive
+//! (this test run's binaries, packed and served over HTTP, its checksum in the action copy's
+//! checksums.sha256) and saves it. Only the first job of the first run downloads;
 //! every setup step of the second run restores from the cache.
 
 use davit_fake_github::FakeGithub;

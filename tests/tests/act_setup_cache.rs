@@ -1,9 +1,9 @@
 //! actions/setup under act refuses what does not match its checksum and never runs it (issue 18).
 //!
-//! A one-job workflow (setup, then a davit binary) runs under act with the real actions/cache
-//! against act's cache server in the test's folder, and the release archive (this build's
-//! binaries, packed as the release workflow packs them) served over HTTP with its checksum in the
-//! action copy's checksums.sha256. The bad inputs are made by hand where they would come from in
+//! A one-job workflow (setup, then a davit binary) runs under act with the actions/cache stand-in
+//! (tests/fixtures/actions-cache-stand-in) against act's cache server in the test's folder, and
+//! the release archive (this build's binaries, packed as the release workflow packs them) served
+//! over HTTP with its checksum in the action copy's checksums.sha256. The bad inputs are made by hand where they would come from in
 //! life: a cache entry changed inside act's cache store, a download server handing out another
 //! archive. Every bad davit binary here is a script that leaves a marker file when it runs, so
 //! "never run" is checked, not assumed. (The example pipeline twice, restoring in every job, is
@@ -96,8 +96,8 @@ impl Setup {
         sh(self.dir.path(), "tar", &args);
     }
 
-    /// Change every entry act's cache server holds (its `.davit-setup` folder, as
-    /// actions/cache will unpack it), the way a corrupted store or a tampering job would.
+    /// Change every entry act's cache server holds (its `.davit-setup` folder, as the cache
+    /// restore will unpack it), the way a corrupted store or a tampering job would.
     fn edit_entries(&self, edit: impl Fn(&Path)) {
         let blobs = cache_blobs(&self.cache);
         assert!(!blobs.is_empty(), "no cache entry to change");
@@ -185,8 +185,8 @@ fn setup_refuses_a_corrupted_cache_entry_and_downloads_again() {
     assert_eq!(s.actions.release.downloads(), 1, "{log}");
 
     // The stored entry now holds another archive (what a corrupted or tampered entry looks like
-    // once actions/cache has unpacked it): restored, refused against checksums.sha256, never run,
-    // and the archive is downloaded and verified again.
+    // once the cache restore has unpacked it): restored, refused against checksums.sha256, never
+    // run, and the archive is downloaded and verified again.
     s.edit_entries(|entry| {
         assert!(entry.join(ARCHIVE).exists(), "the entry holds no {ARCHIVE}");
         s.bad_archive(&entry.join(ARCHIVE));
@@ -217,7 +217,7 @@ fn setup_refuses_a_corrupted_cache_entry_and_downloads_again() {
     assert!(!s.marker.exists(), "a binary from the refused entry ran");
     assert_eq!(s.actions.release.downloads(), 3, "{log}");
 
-    // A cache blob that is not even a readable archive: actions/cache reports the failed restore,
+    // A cache blob that is not even a readable archive: the restore reports it failed (no hit),
     // setup trusts nothing of it and downloads again. (act's cache server took the entry the
     // last run saved again under the same key; GitHub's keeps the first one: cut them all.)
     for blob in cache_blobs(&s.cache) {

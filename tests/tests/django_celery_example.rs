@@ -5,7 +5,7 @@
 //!
 //! The base image is built once (debootstrap, cached by a label) and reused by every later run.
 
-use davit_tests::{free_port, repo_root, require_all};
+use davit_tests::{django_celery_images, free_port};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -147,21 +147,10 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn the_django_celery_example_passes_its_tests_and_runs_web_worker_and_beat() {
-    if !require_all(&["docker", "debootstrap", "python3", "curl"]) {
+    let Some([app, pg, redis]) = django_celery_images("test") else {
         return;
-    }
-    let build = Command::new(repo_root().join("examples/django-celery/build.sh"))
-        .arg("test")
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "building the example failed:\n{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let images = String::from_utf8_lossy(&build.stdout).to_string();
-    let images: Vec<&str> = images.lines().collect();
-    let (app, pg, redis) = (images[0], images[1], images[2]);
+    };
+    let (app, pg, redis) = (app.as_str(), pg.as_str(), redis.as_str());
 
     let mut s = Stack::new();
     let pw = "example-test-password";

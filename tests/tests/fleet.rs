@@ -42,9 +42,13 @@ impl Fleet {
             demo_image(REPO, v, &[]);
             hosts.load_image(&format!("{REPO}:{v}"));
         }
-        // Not under /tmp: each simulated host has a /tmp of its own, and the hooks on the first
-        // host signal the test through these files.
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        // Not under /tmp, nor under the target folder (a checkout may live under /tmp): each
+        // simulated host has a /tmp of its own, and the hooks on the first host signal the test
+        // through these files. /var/tmp is the machine's own on every simulated host.
+        let dir = tempfile::Builder::new()
+            .prefix("davit-fleet-flags-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
         let addrs: Vec<String> = hosts
             .hosts
             .iter()

@@ -51,10 +51,16 @@ impl Config {
     /// Read, parse and validate a `davit.toml`. Relative paths in it resolve against its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = limits::read_config(path)?;
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        // Absolute from here on: every path davit derives from it is handed to other programs
+        // (nginx -p/-c, compose --file, --env-file) that resolve relative paths against their
+        // own idea of the working folder, not davit's.
+        let absolute = std::path::absolute(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let parent = absolute.parent().unwrap_or(Path::new("/"));
+        // `../x/davit.toml` reads better without the `..` (the folder exists: the file was read).
+        let base = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
         Config::parse(&text, path, &base)
     }
 
@@ -115,7 +121,7 @@ impl Config {
             env.state_dir
                 .clone()
                 .or_else(|| self.state_dir.clone())
-                .unwrap_or_else(|| PathBuf::from(".davit/state"))
+                .unwrap_or_else(|| default_state_root(&|k| std::env::var_os(k)))
         };
         let root = if root.is_absolute() {
             root
@@ -124,6 +130,23 @@ impl Config {
         };
         root.join(format!("{}-{env_name}", self.app.name))
     }
+}
+
+/// Where a local environment's state lives unless `state_dir` says otherwise:
+/// `$XDG_STATE_HOME/davit`, else `$HOME/.local/state/davit`, else `/var/lib/davit`.
+///
+/// Never inside the repository: a Dockerfile's `COPY . .` would put every release's env file
+/// (secrets) into the next image, and `actions/checkout` cleans untracked files, which would
+/// delete the ledger between runs on a self-hosted runner.
+pub fn default_state_root(var: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    let set = |k: &str| var(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(x) = set("XDG_STATE_HOME").filter(|p| p.is_absolute()) {
+        return x.join("davit");
+    }
+    if let Some(h) = set("HOME").filter(|p| p.is_absolute()) {
+        return h.join(".local/state/davit");
+    }
+    PathBuf::from("/var/lib/davit")
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ pub struct Config {
     pub image: Image,
     #[serde(default)]
     pub health: HealthCheck,
-    /// Root folder for per-environment state; default `.davit/state` beside davit.toml.
+    /// Root folder for per-environment state; default outside the repository (see
+    /// [`crate::default_state_root`]) so no build context ever holds it.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
     #[serde(default)]
@@ -111,6 +112,10 @@ pub struct HealthCheck {
     pub consecutive: u32,
     #[serde(default = "default_deadline_secs")]
     pub deadline_secs: u64,
+    /// The Host header health probes send (Django's ALLOWED_HOSTS must list it). Default: the
+    /// host name of the environment's `url`, else the address probed.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 impl Default for HealthCheck {
@@ -124,6 +129,7 @@ impl Default for HealthCheck {
             timeout_ms: default_timeout_ms(),
             consecutive: default_consecutive(),
             deadline_secs: default_deadline_secs(),
+            host: None,
         }
     }
 }
@@ -368,6 +374,25 @@ pub struct Proxy {
     /// request; behind a TLS terminator or a load balancer that pools connections it costs little.
     #[serde(default)]
     pub client_keepalive_secs: u64,
+    /// Largest request body nginx accepts (`client_max_body_size`), e.g. "20m"; nginx's own
+    /// default (1m) when unset.
+    #[serde(default)]
+    pub client_max_body_size: Option<String>,
+    /// Paths whose requests may upgrade to a websocket (`/ws/`): `Upgrade`/`Connection` are
+    /// passed on and the read timeout is an hour.
+    #[serde(default)]
+    pub websockets: Vec<String>,
+    /// Addresses (or CIDR ranges) of the proxies or load balancers in front of this nginx: their
+    /// `X-Forwarded-For` and `X-Forwarded-Proto` are trusted, so the app sees the real client
+    /// address and scheme. Empty: the connecting address is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Locations served from files by nginx itself (Django's `/static/` and `/media/`).
+    #[serde(default)]
+    pub files: Vec<FileLocation>,
+    /// More locations, each with its own directives, proxied to the live color by default.
+    #[serde(default)]
+    pub locations: Vec<ExtraLocation>,
 }
 
 impl Default for Proxy {
@@ -378,8 +403,53 @@ impl Default for Proxy {
             snippet: None,
             read_timeout_secs: default_read_timeout(),
             client_keepalive_secs: 0,
+            client_max_body_size: None,
+            websockets: Vec::new(),
+            trusted_proxies: Vec::new(),
+            files: Vec::new(),
+            locations: Vec::new(),
         }
     }
+}
+
+/// A URL prefix nginx serves from files: a folder on the host, or a named Docker volume the
+/// app's containers write (mounted into every container of the release at `mount`). With both,
+/// a missing volume is created over the folder (a bind volume), so nginx serves a folder its
+/// workers can read; a volume alone is served from Docker's own folder for it, which nginx's
+/// unprivileged workers can read only when Docker's data root lets them.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileLocation {
+    /// URL prefix, starting and ending with `/`, e.g. "/static/".
+    pub path: String,
+    /// Absolute folder on the host (e.g. where `collectstatic` wrote).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Or a named Docker volume (e.g. "shop_media"); nginx serves its folder on the host.
+    #[serde(default)]
+    pub volume: Option<String>,
+    /// Where the app's containers see the volume (or, without one, the folder), e.g.
+    /// "/app/media" (Django's MEDIA_ROOT). Required with `volume`.
+    #[serde(default)]
+    pub mount: Option<String>,
+    /// `expires` for the answers (e.g. "30d"); none when unset.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// An extra `location` block. `directives` go inside it (no braces: one level, checked by
+/// `nginx -t` before it goes live).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraLocation {
+    /// A prefix ("/admin/") or an nginx modifier and pattern ("= /robots.txt", "~ \\.php$").
+    pub path: String,
+    #[serde(default)]
+    pub directives: String,
+    /// Pass the request to the live color (with the usual forwarded headers) after the
+    /// directives; false for locations that answer themselves (`return 403;`).
+    #[serde(default = "default_true")]
+    pub proxy: bool,
 }
 
 fn default_nginx() -> String {
@@ -452,6 +522,11 @@ pub struct Hook {
     pub on: HookPlace,
     #[serde(default = "default_hook_timeout")]
     pub timeout_secs: u64,
+    /// `on = "image"`: the command is handed to the image's ENTRYPOINT (a wait-for-database
+    /// entrypoint runs first), as `docker run image <run...>` does. `true` replaces the
+    /// ENTRYPOINT with `run[0]`.
+    #[serde(default)]
+    pub replace_entrypoint: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]

@@ -48,10 +48,69 @@ fn good_config_has_defaults_and_overlays() {
     assert_eq!(c.health_for(staging).path, "/health");
     assert_eq!(prod.verify.watch_secs, 30);
     assert_eq!(prod.hooks.pre_deploy[0].on, HookPlace::Image);
+    let relative = parse(&format!("state_dir = \"state\"\n{GOOD}")).unwrap();
+    assert_eq!(
+        relative.state_dir_for("production", prod),
+        Path::new("/repo/state/shop-production")
+    );
+}
+
+#[test]
+fn the_default_state_folder_is_outside_the_repository() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| std::ffi::OsString::from(v))
+        }
+    };
+    assert_eq!(
+        default_state_root(&env(&[("XDG_STATE_HOME", "/x"), ("HOME", "/home/u")])),
+        Path::new("/x/davit")
+    );
+    assert_eq!(
+        default_state_root(&env(&[("XDG_STATE_HOME", "rel"), ("HOME", "/home/u")])),
+        Path::new("/home/u/.local/state/davit")
+    );
+    assert_eq!(default_state_root(&env(&[])), Path::new("/var/lib/davit"));
+    let c = parse(GOOD).unwrap();
+    let dir = c.state_dir_for("production", c.environment("production").unwrap());
+    assert!(!dir.starts_with("/repo"), "{}", dir.display());
+    assert!(dir.is_absolute());
+}
+
+#[test]
+fn a_config_named_relative_to_the_working_folder_gives_absolute_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("davit.toml"),
+        format!("state_dir = \".state\"\n{GOOD}"),
+    )
+    .unwrap();
+    // What the README and the actions pass: a bare file name, resolved against the working
+    // folder once, so nothing davit derives from it is relative.
+    let rel = pathdiff(dir.path());
+    let c = Config::load(&rel.join("davit.toml")).unwrap();
+    assert!(c.base_dir.is_absolute(), "{}", c.base_dir.display());
+    let prod = c.environment("production").unwrap();
     assert_eq!(
         c.state_dir_for("production", prod),
-        Path::new("/repo/.davit/state/shop-production")
+        std::fs::canonicalize(dir.path())
+            .unwrap()
+            .join(".state/shop-production")
     );
+}
+
+/// `dir` relative to the current folder (`../../tmp/x` style).
+fn pathdiff(dir: &Path) -> std::path::PathBuf {
+    let cwd = std::env::current_dir().unwrap();
+    let up = cwd.components().count() - 1;
+    let mut p = std::path::PathBuf::new();
+    for _ in 0..up {
+        p.push("..");
+    }
+    p.join(dir.strip_prefix("/").unwrap())
 }
 
 #[test]
@@ -225,4 +284,65 @@ fn several_hosts_are_remote_distinct_and_only_for_host_by_host_strategies() {
     assert!(problems(&format!("{local}{ssh}")).contains("hosts[1] = \"local\""));
     let hostile = two.replace("\"10.0.0.2\"", "\"-oProxyCommand=id\"");
     assert!(problems(&format!("{hostile}{ssh}")).contains("hosts[1]"));
+}
+
+#[test]
+fn structured_proxy_settings_parse_and_bad_values_name_the_fix() {
+    let ok = format!(
+        r#"{GOOD}
+[environments.production.proxy]
+client_max_body_size = "20m"
+websockets = ["/ws/"]
+trusted_proxies = ["10.0.0.0/8", "192.168.1.5"]
+[[environments.production.proxy.files]]
+path = "/static/"
+dir = "/srv/shop/static"
+expires = "30d"
+[[environments.production.proxy.files]]
+path = "/media/"
+volume = "shop_media"
+mount = "/app/media"
+[[environments.production.proxy.locations]]
+path = "= /robots.txt"
+directives = "return 200 'ok';"
+proxy = false
+"#
+    );
+    let c = parse(&ok).unwrap();
+    let proxy = &c.environment("production").unwrap().proxy;
+    assert_eq!(proxy.files.len(), 2);
+    assert_eq!(proxy.files[1].volume.as_deref(), Some("shop_media"));
+    assert!(!proxy.locations[0].proxy);
+    for (bad, says) in [
+        ("\"20m\"", "\"20 m\""),
+        ("\"/ws/\"]", "\"ws\"]"),
+        ("\"192.168.1.5\"", "\"lb.example\""),
+        ("\"/srv/shop/static\"", "\"static\""),
+        ("volume = \"shop_media\"", "volume = \"-v\""),
+        ("mount = \"/app/media\"", "mount = \"media\""),
+        ("path = \"/static/\"", "path = \"/static\""),
+        ("return 200 'ok';", "if ($x) { return 403; }"),
+    ] {
+        let text = ok.replace(bad, says);
+        assert!(parse(&text).is_err(), "{says} should be refused");
+    }
+    let e = problems(&ok.replace("mount = \"/app/media\"\n", ""));
+    assert!(e.contains("MEDIA_ROOT"), "{e}");
+    let neither = ok.replace("dir = \"/srv/shop/static\"\n", "");
+    assert!(problems(&neither).contains("set dir"));
+    let both = ok.replace(
+        "volume = \"shop_media\"",
+        "volume = \"shop_media\"\ndir = \"/srv/media\"",
+    );
+    assert!(parse(&both).is_ok());
+    let host = GOOD.replace(
+        "[environments.staging]",
+        "[health]\nhost = \"shop.example.com\"\n[environments.staging]",
+    );
+    assert_eq!(
+        parse(&host).unwrap().health.host.as_deref(),
+        Some("shop.example.com")
+    );
+    let bad_host = host.replace("shop.example.com", "shop example");
+    assert!(problems(&bad_host).contains("ALLOWED_HOSTS"));
 }

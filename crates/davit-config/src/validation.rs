@@ -78,6 +78,136 @@ fn health(p: &mut Vec<String>, field: &str, h: &HealthCheck) {
             "{field}.deadline_secs = 0: give the app time to start, e.g. 60"
         ));
     }
+    if let Some(host) = &h.host {
+        let name = host.rsplit_once(':').map_or(host.as_str(), |(n, port)| {
+            if port.parse::<u16>().is_ok() { n } else { host }
+        });
+        if validate::hostname(&format!("{field}.host"), name).is_err() {
+            p.push(format!(
+                "{field}.host = \"{host}\" is not a host name: give the name your app answers to (one of Django's ALLOWED_HOSTS), e.g. \"shop.example.com\""
+            ));
+        }
+    }
+}
+
+/// The structured proxy settings: every value lands in an nginx file, so each is held to a
+/// shape nginx cannot misread (no `;`, braces or quotes that would open or close a block).
+fn proxy_settings(p: &mut Vec<String>, name: &str, proxy: &crate::Proxy) {
+    let f = |k: &str| format!("environments.{name}.proxy.{k}");
+    let nginx_word = |v: &str| {
+        !v.is_empty()
+            && !v.contains(|c: char| {
+                c.is_whitespace() || matches!(c, ';' | '{' | '}' | '"' | '\'' | '\\' | '$' | '#')
+            })
+    };
+    let prefix = |v: &str| v.starts_with('/') && nginx_word(v);
+    if let Some(size) = &proxy.client_max_body_size {
+        let digits = size.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G']);
+        if digits.is_empty()
+            || !digits.chars().all(|c| c.is_ascii_digit())
+            || size.len() - digits.len() > 1
+        {
+            p.push(format!(
+                "{} = \"{size}\" is not a size: use a number with an optional k, m or g, e.g. \"20m\" (0 disables the limit)",
+                f("client_max_body_size")
+            ));
+        }
+    }
+    for (i, w) in proxy.websockets.iter().enumerate() {
+        if !prefix(w) {
+            p.push(format!(
+                "{}[{i}] = \"{w}\" is not a URL prefix: use a path like \"/ws/\"",
+                f("websockets")
+            ));
+        }
+    }
+    for (i, a) in proxy.trusted_proxies.iter().enumerate() {
+        let (addr, bits) = a.split_once('/').unwrap_or((a, "0"));
+        if addr.parse::<std::net::IpAddr>().is_err() || bits.parse::<u8>().is_err() {
+            p.push(format!(
+                "{}[{i}] = \"{a}\" is not an address or range: use the address of your load balancer, e.g. \"10.0.0.5\" or \"10.0.0.0/8\"",
+                f("trusted_proxies")
+            ));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, loc) in proxy.files.iter().enumerate() {
+        let at = format!("{}[{i}]", f("files"));
+        if !(prefix(&loc.path) && loc.path.ends_with('/')) {
+            p.push(format!(
+                "{at}.path = \"{}\" must start and end with '/', e.g. \"/static/\"",
+                loc.path
+            ));
+        }
+        if !seen.insert(loc.path.clone()) {
+            p.push(format!("{at}.path = \"{}\" is listed twice", loc.path));
+        }
+        if let Some(d) = &loc.dir
+            && (!d.is_absolute() || !nginx_word(&d.to_string_lossy()))
+        {
+            p.push(format!(
+                "{at}.dir = \"{}\" must be an absolute folder on the host without spaces or quotes, e.g. \"/srv/shop/static\"",
+                d.display()
+            ));
+        }
+        if let Some(v) = &loc.volume {
+            let ok = v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            if !ok {
+                p.push(format!(
+                    "{at}.volume = \"{v}\" is not a Docker volume name (letters, digits, '_', '.', '-')"
+                ));
+            }
+            if loc.mount.is_none() {
+                p.push(format!(
+                    "{at}.mount is missing: where the app's containers write the volume, e.g. mount = \"/app/media\" (Django's MEDIA_ROOT)"
+                ));
+            }
+        }
+        if loc.dir.is_none() && loc.volume.is_none() {
+            p.push(format!(
+                "{at}: set dir (a folder on the host), volume (a named Docker volume), or both (a volume davit creates over that folder)"
+            ));
+        }
+        if let Some(m) = &loc.mount
+            && !(m.starts_with('/') && nginx_word(m) && !m.contains(':'))
+        {
+            p.push(format!(
+                "{at}.mount = \"{m}\" must be an absolute path in the container, e.g. \"/app/media\""
+            ));
+        }
+        if let Some(e) = &loc.expires
+            && !nginx_word(e)
+        {
+            p.push(format!(
+                "{at}.expires = \"{e}\" is not a duration: e.g. \"30d\""
+            ));
+        }
+    }
+    for (i, loc) in proxy.locations.iter().enumerate() {
+        let at = format!("{}[{i}]", f("locations"));
+        let words: Vec<&str> = loc.path.split_whitespace().collect();
+        let pattern_ok = match words.as_slice() {
+            [path] => prefix(path),
+            [modifier, pattern] => {
+                matches!(*modifier, "=" | "~" | "~*" | "^~")
+                    && !pattern.contains(['{', '}', ';', '"', '\''])
+            }
+            _ => false,
+        };
+        if !pattern_ok {
+            p.push(format!(
+                "{at}.path = \"{}\" is not a location: use a prefix (\"/admin/\") or a modifier and a pattern (\"= /robots.txt\")",
+                loc.path
+            ));
+        }
+        if loc.directives.contains(['{', '}']) {
+            p.push(format!(
+                "{at}.directives may not contain braces: they go inside the location; add another [[..proxy.locations]] instead of nesting"
+            ));
+        }
+    }
 }
 
 /// `hosts = [...]`: remote names, each once, instead of `host`, and only for strategies that
@@ -200,6 +330,7 @@ fn environment(p: &mut Vec<String>, name: &str, env: &Environment) {
     if let Some(h) = &env.health {
         health(p, &f("health"), h);
     }
+    proxy_settings(p, name, &env.proxy);
     if let Some(s) = &env.proxy.snippet
         && s.contains(['{', '}'])
     {

@@ -15,5 +15,8 @@ pub mod text;
 pub mod validate;
 
 pub use exit::{Exit, Failure};
-pub use plan::{Action, Arg, Cmd, FileBody, Plan, PlannedStep, Probe, ProbeExpect, Step};
+pub use plan::{
+    Action, Arg, Cmd, ContainerReady, FileBody, Plan, PlannedStep, Probe, ProbeExpect, ReadyCheck,
+    Step,
+};
 pub use secret::Secret;

@@ -149,13 +149,20 @@ pub struct Probe {
     pub interval: Duration,
     pub consecutive: u32,
     pub deadline: Duration,
+    /// The `Host` header to send (the name the app answers to); None: the URL's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl Probe {
     pub fn render(&self) -> String {
         let mut s = format!(
-            "GET {} expecting {}",
+            "GET {}{} expecting {}",
             self.url,
+            self.host
+                .as_deref()
+                .map(|h| format!(" (Host: {h})"))
+                .unwrap_or_default(),
             if self.expect.status == 0 {
                 200
             } else {
@@ -180,6 +187,51 @@ impl Probe {
             self.deadline.as_secs()
         );
         s
+    }
+}
+
+/// How a container that serves no HTTP (a worker, a scheduler) is known to be ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum ReadyCheck {
+    /// Docker reports the container's health check healthy.
+    Healthy,
+    /// This command, run in the container (`docker exec`), exits 0.
+    Command { run: Vec<String> },
+    /// The container is still running, not restarted, this long after it started (and healthy,
+    /// when its image has a health check).
+    UpFor { secs: u64 },
+}
+
+/// Wait for a container to be ready; a container that exits or restarts fails at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerReady {
+    pub container: String,
+    pub check: ReadyCheck,
+    pub interval: Duration,
+    pub deadline: Duration,
+}
+
+impl ContainerReady {
+    pub fn render(&self) -> String {
+        let how = match &self.check {
+            ReadyCheck::Healthy => "its Docker health check says healthy".to_string(),
+            ReadyCheck::Command { run } => format!(
+                "`{}` exits 0 in it",
+                run.iter()
+                    .map(|a| shell_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            ReadyCheck::UpFor { secs } => {
+                format!("it has stayed up {secs}s (and is healthy, if it has a health check)")
+            }
+        };
+        format!(
+            "wait until container {} is ready: {how}; within {}s",
+            self.container,
+            self.deadline.as_secs()
+        )
     }
 }
 
@@ -209,6 +261,8 @@ pub enum Step {
     MkDir { path: PathBuf, mode: u32 },
     /// Wait until an HTTP probe passes `consecutive` times in a row before its deadline.
     WaitHttp(Probe),
+    /// Wait until a non-HTTP container (worker, scheduler, service) is ready.
+    WaitReady(ContainerReady),
     /// An operation davit performs that is more than one command (see [`Action`]).
     Action(Action),
 }
@@ -259,6 +313,7 @@ impl Step {
             Step::RemoveFile { path } => format!("remove {}", path.display()),
             Step::MkDir { path, mode } => format!("mkdir -p {} (mode {mode:04o})", path.display()),
             Step::WaitHttp(p) => format!("probe {}", p.render()),
+            Step::WaitReady(r) => r.render(),
             Step::Action(a) => a.render(),
         }
     }

@@ -146,13 +146,14 @@ pub fn push_switch(
         format!("write the candidate site configuration pointing at {color}"),
         Step::WriteFile {
             path: files.candidate_site(),
-            body: FileBody::Plain(nginx::site_conf(
+            body: FileBody::Plain(nginx::site_conf_with(
                 t,
                 p.public,
                 color,
                 release,
                 version,
                 port_of(p, color),
+                &obs.volumes,
             )),
             mode: 0o644,
         },

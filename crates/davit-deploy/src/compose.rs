@@ -8,8 +8,9 @@ use crate::docker::{self, ComposeFlavor};
 use crate::target::{Target, url_host};
 use crate::{NewRelease, Observed};
 use davit_core::{FileBody, Plan, Probe, Step};
+use davit_exec::{Event, Observer};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub fn compose_file_path(t: &Target, release: &str) -> PathBuf {
     crate::release_dir(t, release).join("compose.yaml")
@@ -85,7 +86,7 @@ pub fn plan_deploy(
         )],
     };
     plan.push_with_undo(
-        "docker compose up -d (recreates the app container)",
+        format!("{UP} (recreates the app container)"),
         Step::Exec(
             flavor
                 .cmd(&project, &file)
@@ -123,4 +124,52 @@ pub fn plan_rollback(t: &Target, port: u16, to: &NewRelease, flavor: ComposeFlav
         Step::WaitHttp(probe(t, port, &to.version)),
     );
     plan
+}
+
+const UP: &str = "docker compose up -d";
+
+/// Passes a deploy's events on and notes when the compose strategy's `up -d` replaced the
+/// running container: from then until the plan's undo re-applied the previous release, users
+/// were served by the new one, so a failure message must not say "traffic stays on the
+/// previous release" (it did not).
+pub struct ServedClock<'a> {
+    inner: &'a dyn Observer,
+    up_done: std::sync::Mutex<Option<Instant>>,
+}
+
+impl<'a> ServedClock<'a> {
+    pub fn new(inner: &'a dyn Observer) -> Self {
+        ServedClock {
+            inner,
+            up_done: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// What happened to traffic, for a deploy that failed just now.
+    pub fn aftermath(&self, previous: bool) -> String {
+        let up = *self.up_done.lock().expect("clock lock");
+        match up {
+            None => "traffic stays on the previous release".to_string(),
+            Some(at) => format!(
+                "the failing release served for {:.1}s before {}",
+                at.elapsed().as_secs_f32(),
+                if previous {
+                    "the previous release's compose file was applied again"
+                } else {
+                    "it was taken down (there was no previous release)"
+                }
+            ),
+        }
+    }
+}
+
+impl Observer for ServedClock<'_> {
+    fn event(&self, e: &Event<'_>) {
+        if let Event::StepDone { summary, .. } = e
+            && summary.starts_with(UP)
+        {
+            *self.up_done.lock().expect("clock lock") = Some(Instant::now());
+        }
+        self.inner.event(e);
+    }
 }

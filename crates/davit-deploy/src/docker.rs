@@ -61,9 +61,11 @@ pub fn run_color(
         .arg("--env-file")
         .arg(env_file.display().to_string())
         .arg("--publish")
-        .arg(format!("{}:{host_port}:{}", t.bind, t.app_port))
-        .args(["--restart", "unless-stopped"])
-        .arg(image);
+        .arg(format!("{}:{host_port}:{}", t.bind, t.app_port));
+    for (volume, mount) in crate::nginx::volume_mounts(t) {
+        c = c.arg("--volume").arg(format!("{volume}:{mount}"));
+    }
+    c = c.args(["--restart", "unless-stopped"]).arg(image);
     if let Some(cmd) = &t.command {
         c = c.args(cmd.iter().cloned());
     }
@@ -90,16 +92,28 @@ pub fn pull(image: &str) -> Cmd {
         .timeout(Duration::from_secs(600))
 }
 
-/// A one-off container of the new image for a hook (migrations), with the app's env.
-pub fn hook_in_image(image: &str, env_file: &Path, run: &[String], timeout: Duration) -> Cmd {
-    Cmd::new("docker")
+/// A one-off container of the new image for a hook (migrations), with the app's env. The
+/// command goes to the image's ENTRYPOINT (a wait-for-database entrypoint runs first) unless
+/// `replace_entrypoint` makes `run[0]` the entrypoint.
+pub fn hook_in_image(
+    image: &str,
+    env_file: &Path,
+    run: &[String],
+    replace_entrypoint: bool,
+    timeout: Duration,
+) -> Cmd {
+    let c = Cmd::new("docker")
         .args(["run", "--rm", "--env-file"])
-        .arg(env_file.display().to_string())
-        .arg("--entrypoint")
-        .arg(run[0].clone())
-        .arg(image)
-        .args(run[1..].iter().cloned())
-        .timeout(timeout)
+        .arg(env_file.display().to_string());
+    let c = if replace_entrypoint {
+        c.arg("--entrypoint")
+            .arg(run[0].clone())
+            .arg(image)
+            .args(run[1..].iter().cloned())
+    } else {
+        c.arg(image).args(run.iter().cloned())
+    };
+    c.timeout(timeout)
 }
 
 /// Which compose command this host has.

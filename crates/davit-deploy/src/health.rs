@@ -30,5 +30,6 @@ pub fn probe(t: &Target, base: &str, version: &str) -> Probe {
         interval,
         consecutive: t.health.consecutive,
         deadline,
+        host: t.probe_host(),
     }
 }

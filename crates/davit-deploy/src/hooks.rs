@@ -59,9 +59,13 @@ pub(crate) fn push_post_hooks(plan: &mut Plan, t: &Target, rel: &NewRelease) {
 fn hook_cmd(t: &Target, rel: &NewRelease, h: &davit_config::Hook) -> Cmd {
     let timeout = Duration::from_secs(h.timeout_secs);
     match h.on {
-        HookPlace::Image => {
-            docker::hook_in_image(&rel.image, &env_path(t, &rel.id), &h.run, timeout)
-        }
+        HookPlace::Image => docker::hook_in_image(
+            &rel.image,
+            &env_path(t, &rel.id),
+            &h.run,
+            h.replace_entrypoint,
+            timeout,
+        ),
         HookPlace::Host => Cmd::new(h.run[0].clone())
             .args(h.run[1..].iter().cloned())
             .env("DAVIT_APP", t.app.clone())
@@ -71,6 +75,9 @@ fn hook_cmd(t: &Target, rel: &NewRelease, h: &davit_config::Hook) -> Cmd {
             .env("DAVIT_IMAGE", rel.image.clone())
             .env("DAVIT_HOSTS", t.host.clone())
             .env("DAVIT_PERFORMER", t.actor.clone())
+            // The release's 0600 env file: a host hook reads the app's settings (and secrets)
+            // from it rather than from argv or davit's own environment.
+            .env("DAVIT_ENV_FILE", env_path(t, &rel.id).display().to_string())
             .timeout(timeout),
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct Deploy {
     /// The record the plan appends to the ledger when it succeeds.
     pub record: Record,
     pub warnings: Vec<String>,
+    /// A release was live before: what a failed compose deploy's undo goes back to.
+    pub previous_live: bool,
 }
 
 /// Get the host ready for `version` and plan the deploy from `obs`. The preparation (pulling
@@ -54,6 +56,7 @@ pub(crate) async fn plan_deploy(
         s.repair(exec, t, &mut obs, &mut warnings).await?;
     }
     require_image(exec, t, &image, &obs)?;
+    warnings.extend(crate::supervise::prepare_host(exec, t, &mut obs, dry_run).await?);
     let mut plan = Plan::new(String::new());
     if obs.needs_pull && s.pulls_image() {
         plan.push(
@@ -115,6 +118,7 @@ pub(crate) async fn plan_deploy(
         prepared,
         record,
         warnings,
+        previous_live: ledger::live(&obs.ledger).is_some(),
     })
 }
 
@@ -133,6 +137,7 @@ pub(crate) async fn run_deploy(
         prepared,
         mut record,
         mut warnings,
+        previous_live,
     } = d;
     let rest = Plan {
         title: plan.title.clone(),
@@ -142,7 +147,8 @@ pub(crate) async fn run_deploy(
         t,
         version: &rel.version,
     };
-    match run_plan_with(exec, &rest, observer, &opts.cancel, &actions).await {
+    let clock = crate::compose::ServedClock::new(observer);
+    match run_plan_with(exec, &rest, &clock, &opts.cancel, &actions).await {
         Ok(tolerated) => {
             record_warnings(&tolerated, &mut warnings);
             Ok(Report {
@@ -171,8 +177,10 @@ pub(crate) async fn run_deploy(
                 Failure::new(
                     exit,
                     format!(
-                        "deploy of {} to {} failed; traffic stays on the previous release: {e}",
-                        rel.version, t.environment
+                        "deploy of {} to {} failed; {}: {e}",
+                        rel.version,
+                        t.environment,
+                        clock.aftermath(previous_live)
                     ),
                 )
                 .with_hint(hint_for(t, &rest, &e)),
@@ -274,7 +282,9 @@ pub(crate) async fn plan_rollback(
     dry_run: bool,
 ) -> Result<Restore, Failure> {
     let mut warnings = obs.ledger_warnings();
+    // A dead proxy is started again before anything is switched (and the proxy's volumes found).
     let mut obs = obs.clone();
+    warnings.extend(crate::supervise::prepare_host(exec, t, &mut obs, dry_run).await?);
     if !dry_run {
         strategy::pick(&t.strategy)
             .repair(exec, t, &mut obs, &mut warnings)
@@ -525,7 +535,9 @@ fn hint_for(t: &Target, plan: &Plan, e: &PlanError) -> String {
         && c.program == t.proxy.nginx
         && c.args.iter().any(|a| a == "-t")
     {
-        "nginx rejected the new configuration (see the message above); fix proxy.snippet in davit.toml".into()
+        "nginx rejected the new configuration (see the message above); fix the [..proxy] settings in davit.toml (snippet, files, locations)".into()
+    } else if matches!(e.cause, StepError::Probe(_)) && e.to_string().contains("status 400") {
+        "the app answered 400 Bad Request: Django does that when the Host header is not in ALLOWED_HOSTS; add the probe's host (health.host, default the host of the environment's url) to ALLOWED_HOSTS, or set health.host to a name it lists".into()
     } else if matches!(e.cause, StepError::Probe(_)) {
         "the new release never passed its health check: check its logs (docker logs) and health settings".into()
     } else {
@@ -560,7 +572,12 @@ dir = "/srv/backups"
 url_env = "DATABASE_URL"
 "#
         );
-        let cfg = Config::parse(&text, Path::new("davit.toml"), Path::new("/srv/shop")).unwrap();
+        let cfg = Config::parse(
+            &format!("state_dir = \".davit/state\"\n{text}"),
+            Path::new("davit.toml"),
+            Path::new("/srv/shop"),
+        )
+        .unwrap();
         let mut t = Target::resolve(&cfg, "production", &|_| None).unwrap();
         t.actor = "tester".into();
         t

@@ -81,7 +81,11 @@ fn rollout_undo(k: &Kubernetes) -> Vec<Step> {
 /// davit could derive (Services, Ingresses and their hosts are the cluster's business).
 pub fn probe(t: &Target, version: &str) -> Option<Probe> {
     let url = t.url.as_ref()?;
-    Some(crate::health::probe(t, url.trim_end_matches('/'), version))
+    // The URL names the public host already: only an explicit health.host overrides it.
+    Some(Probe {
+        host: t.health.host.clone(),
+        ..crate::health::probe(t, url.trim_end_matches('/'), version)
+    })
 }
 
 /// Set the release's image, wait for the rollout, probe the URL; undo the rollout on failure.
@@ -181,7 +185,12 @@ container = "app"
 rollout_timeout_secs = 120
 "#
         );
-        let cfg = Config::parse(&text, Path::new("davit.toml"), Path::new("/srv/shop")).unwrap();
+        let cfg = Config::parse(
+            &format!("state_dir = \".davit/state\"\n{text}"),
+            Path::new("davit.toml"),
+            Path::new("/srv/shop"),
+        )
+        .unwrap();
         Target::resolve(&cfg, "production", &|_| {
             Some("postgres://canary-s3cret".into())
         })

@@ -4,7 +4,7 @@
 //! (read-only), prepare and plan on each (pure plans; `--dry-run` stops here), check every
 //! program a plan needs is installed, run the plans host by host with the one executor, and
 //! record the outcome in each host's ledger. [`fleet`] orchestrates it (a single host is a fleet
-//! of one), [`host`] is one host's part, and [`strategy`] is where the strategies differ.
+//! of one), `host` is one host's part, and [`strategy`] is where the strategies differ.
 //! Failures inside a plan undo what was done (a new color that never got healthy is removed; a
 //! switch that does not verify is reverted), so "nothing lost" is a property of the plan, not of
 //! each caller's error handling.
@@ -21,8 +21,11 @@ pub mod ledger;
 pub mod lock;
 pub mod nginx;
 pub mod observe;
+pub mod processes;
 pub mod pull;
+pub mod services;
 pub mod strategy;
+pub mod supervise;
 pub mod swarm;
 pub mod target;
 pub mod truth;

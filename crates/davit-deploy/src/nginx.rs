@@ -9,8 +9,11 @@
 //! release it points at; that line is the single source of truth for "what is live".
 
 use crate::target::{Target, url_host};
-use davit_core::Cmd;
+use davit_core::{Cmd, Failure};
+use davit_exec::Executor;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const MARKER: &str = "# davit-live";
 
@@ -129,6 +132,8 @@ pub struct LiveSite {
 }
 
 /// Render the site file that sends traffic to `port` (the color `color` running `release`).
+/// Named volumes of `proxy.files` are served from their folders in `volumes` (see
+/// [`volume_dirs`]); one that is not there yet is left out of the file.
 pub fn site_conf(
     t: &Target,
     public: u16,
@@ -137,9 +142,110 @@ pub fn site_conf(
     version: &str,
     port: u16,
 ) -> String {
+    site_conf_with(t, public, color, release, version, port, &BTreeMap::new())
+}
+
+/// [`site_conf`] with the host folders of the named volumes it serves.
+pub fn site_conf_with(
+    t: &Target,
+    public: u16,
+    color: &str,
+    release: &str,
+    version: &str,
+    port: u16,
+    volumes: &BTreeMap<String, PathBuf>,
+) -> String {
     let upstream = format!("davit_{}_{}", t.app, t.environment).replace('-', "_");
-    let snippet = t
-        .proxy
+    let p = &t.proxy;
+    let trusted = !p.trusted_proxies.is_empty();
+    let mut maps = String::new();
+    if !p.websockets.is_empty() {
+        maps.push_str(
+            "map $http_upgrade $davit_connection {\n    default upgrade;\n    '' \"\";\n}\n",
+        );
+    }
+    if trusted {
+        // The scheme the client used, as the trusted proxy in front says (TLS ends there).
+        maps.push_str(
+            "map $http_x_forwarded_proto $davit_forwarded_proto {\n    default $http_x_forwarded_proto;\n    '' $scheme;\n}\n",
+        );
+    }
+    let proto = if trusted {
+        "$davit_forwarded_proto"
+    } else {
+        "$scheme"
+    };
+    // What every proxied location sends upstream: the original Host (Django's ALLOWED_HOSTS),
+    // the client's address and the scheme (SECURE_PROXY_SSL_HEADER).
+    let forward = |connection: &str, read_secs: u64| {
+        format!(
+            "        proxy_pass http://{upstream};\n\
+             \x20       proxy_http_version 1.1;\n\
+             {connection}\
+             \x20       proxy_set_header Host $http_host;\n\
+             \x20       proxy_set_header X-Real-IP $remote_addr;\n\
+             \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+             \x20       proxy_set_header X-Forwarded-Proto {proto};\n\
+             \x20       proxy_set_header X-Forwarded-Host $host;\n\
+             \x20       proxy_read_timeout {read_secs}s;\n"
+        )
+    };
+    let plain = "        proxy_set_header Connection \"\";\n";
+    let mut server = String::new();
+    if let Some(size) = &p.client_max_body_size {
+        server.push_str(&format!("    client_max_body_size {size};\n"));
+    }
+    for a in &p.trusted_proxies {
+        server.push_str(&format!("    set_real_ip_from {a};\n"));
+    }
+    if trusted {
+        server.push_str("    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;\n");
+    }
+    for f in &p.files {
+        let dir = match (&f.dir, &f.volume) {
+            (Some(d), _) => Some(d.clone()),
+            (None, Some(v)) => volumes.get(v).cloned(),
+            (None, None) => None,
+        };
+        let Some(dir) = dir else { continue };
+        let expires = f
+            .expires
+            .as_deref()
+            .map(|e| format!("        expires {e};\n"))
+            .unwrap_or_default();
+        server.push_str(&format!(
+            "    location {path} {{\n        alias {dir}/;\n{expires}    }}\n",
+            path = f.path,
+            dir = dir.display().to_string().trim_end_matches('/'),
+        ));
+    }
+    for w in &p.websockets {
+        server.push_str(&format!(
+            "    location {w} {{\n{}    }}\n",
+            forward(
+                "        proxy_set_header Upgrade $http_upgrade;\n        proxy_set_header Connection $davit_connection;\n",
+                3600
+            )
+        ));
+    }
+    for l in &p.locations {
+        let directives = l
+            .directives
+            .trim()
+            .lines()
+            .map(|d| format!("        {}\n", d.trim()))
+            .collect::<String>();
+        let pass = if l.proxy {
+            forward(plain, p.read_timeout_secs)
+        } else {
+            String::new()
+        };
+        server.push_str(&format!(
+            "    location {} {{\n{directives}{pass}    }}\n",
+            l.path
+        ));
+    }
+    let snippet = p
         .snippet
         .as_deref()
         .map(|s| format!("        {}\n", s.trim()))
@@ -150,16 +256,13 @@ pub fn site_conf(
          \x20   server {backend}:{port} max_fails=0;\n\
          \x20   keepalive 32;\n\
          }}\n\
+         {maps}\
          server {{\n\
          \x20   listen {listen}:{public};\n\
          \x20   keepalive_timeout {client_keepalive}s;\n\
+         {server}\
          \x20   location / {{\n\
-         \x20       proxy_pass http://{upstream};\n\
-         \x20       proxy_http_version 1.1;\n\
-         \x20       proxy_set_header Connection \"\";\n\
-         \x20       proxy_set_header Host $http_host;\n\
-         \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-         \x20       proxy_read_timeout {read}s;\n\
+         {root}\
          \x20       add_header {color_h} {color} always;\n\
          \x20       add_header {release_h} {release} always;\n\
          \x20       add_header {version_h} {version} always;\n\
@@ -167,14 +270,94 @@ pub fn site_conf(
          \x20   }}\n\
          }}\n",
         backend = url_host(&t.bind),
-        listen = listen_addr(&t.proxy.listen),
-        read = t.proxy.read_timeout_secs,
-        client_keepalive = t.proxy.client_keepalive_secs,
+        listen = listen_addr(&p.listen),
+        client_keepalive = p.client_keepalive_secs,
+        root = forward(plain, p.read_timeout_secs),
         // nginx names what it serves, so davit can ask instead of trusting this file (T41).
         color_h = crate::truth::COLOR_HEADER,
         release_h = crate::truth::RELEASE_HEADER,
         version_h = crate::truth::VERSION_HEADER,
     )
+}
+
+/// The host folders of the named volumes `proxy.files` serves, by volume name. With `create`,
+/// a missing volume is created first (the app's containers mount it and write into it), because
+/// nginx needs its folder in the site file before the first container starts: over the entry's
+/// `dir` when it has one (a bind volume: a folder nginx's workers can read), else a plain one.
+pub async fn volume_dirs(
+    exec: &dyn Executor,
+    t: &Target,
+    create: bool,
+) -> Result<BTreeMap<String, PathBuf>, Failure> {
+    let mut dirs = BTreeMap::new();
+    for f in &t.proxy.files {
+        let Some(v) = &f.volume else { continue };
+        let inspect = Cmd::new("docker")
+            .args([
+                "volume",
+                "inspect",
+                "--format",
+                "{{.Mountpoint}}|{{index .Options \"device\"}}",
+                v,
+            ])
+            .timeout(Duration::from_secs(30));
+        let mut out = exec.run(&inspect).await.ok().filter(|o| o.success());
+        if out.is_none() && create {
+            let mut make = Cmd::new("docker").args(["volume", "create"]);
+            if let Some(dir) = &f.dir {
+                exec.mkdir(dir, 0o755).await.map_err(|e| {
+                    Failure::infra(format!(
+                        "cannot create {} for the volume {v}: {e}",
+                        dir.display()
+                    ))
+                })?;
+                make = make
+                    .args(["--driver", "local", "--opt", "type=none", "--opt", "o=bind"])
+                    .arg("--opt")
+                    .arg(format!("device={}", dir.display()));
+            }
+            exec.run_ok(&make.arg(v).timeout(Duration::from_secs(30)))
+                .await
+                .map_err(|e| {
+                    Failure::infra(format!("cannot create the volume {v}: {e}"))
+                        .with_hint("check that Docker runs on the host and the volume name is free")
+                })?;
+            out = exec.run(&inspect).await.ok().filter(|o| o.success());
+        }
+        if let Some(o) = out {
+            let (mountpoint, device) = o
+                .stdout
+                .trim()
+                .split_once('|')
+                .unwrap_or((o.stdout.trim(), ""));
+            // A bind volume's files live in its device folder; serve that, not Docker's.
+            let dir = if device.starts_with('/') {
+                device
+            } else {
+                mountpoint
+            };
+            if dir.starts_with('/') {
+                dirs.insert(v.clone(), PathBuf::from(dir));
+            }
+        }
+    }
+    Ok(dirs)
+}
+
+/// `--volume <volume or folder>:<mount>` for every `proxy.files` entry with a `mount`: the
+/// app's containers write what nginx serves (Django's MEDIA_ROOT).
+pub fn volume_mounts(t: &Target) -> Vec<(String, String)> {
+    t.proxy
+        .files
+        .iter()
+        .filter_map(|f| {
+            let source = f
+                .volume
+                .clone()
+                .or_else(|| f.dir.as_ref().map(|d| d.display().to_string()))?;
+            Some((source, f.mount.clone()?))
+        })
+        .collect()
 }
 
 fn listen_addr(a: &str) -> String {

@@ -31,6 +31,9 @@ pub struct Observed {
     pub seen: Seen,
     /// Where davit's files disagree with what serves (blue-green; see [`crate::truth`]).
     pub drift: Option<crate::truth::Drift>,
+    /// Blue-green: host folders of the named volumes the proxy serves (see
+    /// [`nginx::volume_dirs`]).
+    pub volumes: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 /// The strategy's own observation.

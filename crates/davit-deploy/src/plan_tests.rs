@@ -10,6 +10,7 @@ use davit_exec::Recording;
 use std::path::Path;
 
 const BASE: &str = r#"
+state_dir = ".davit/state"
 [app]
 name = "shop"
 secret_env = ["DATABASE_URL"]

@@ -294,25 +294,25 @@ fn stack_deploy(t: &Target, s: &Swarm, release: &str) -> Cmd {
 }
 
 /// Waits (up to `update_timeout_secs`) until Swarm has settled the app service: no update or
-/// rollback in progress, and exactly `replicas` tasks running, all of the service's current
+/// rollback in progress, and exactly the spec's replicas running (a recorded release's stack
+/// file may have another count than davit.toml has now), all of the service's current
 /// image (after a rollback by Swarm that is the previous image, which the status check then
 /// reports), and the proxy running on every node that is up, so each node answers once davit
 /// says the release is out. Tasks on a node that is down are not counted: Swarm reschedules them. Comparing
 /// with the spec's image also covers the moment right after `stack deploy`, when the last
 /// update's `completed` is still shown.
 fn settle(t: &Target, s: &Swarm) -> Cmd {
-    let script = r#"svc="$1"; replicas="$2"; proxy="$3"
+    let script = r#"svc="$1"; proxy="$2"
 while :; do
   state=$(docker service inspect --format '{{with .UpdateStatus}}{{.State}}{{end}}' "$svc") || exit 3
+  replicas=$(docker service inspect --format '{{.Spec.Mode.Replicated.Replicas}}' "$svc") || exit 3
   image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$svc" | sed 's/@sha256:[0-9a-f]*//')
   case "$state" in
     updating|rollback_started) ;;
     *)
       tasks=$(docker service ps "$svc" --filter desired-state=running --format '{{.Image}} {{.CurrentState}}' | sed 's/@sha256:[0-9a-f]*//')
-      running=$(printf '%s
-' "$tasks" | awk '$2 == "Running"' | wc -l)
-      current=$(printf '%s
-' "$tasks" | awk -v i="$image" '$1 == i && $2 == "Running"' | wc -l)
+      running=$(printf '%s\n' "$tasks" | awk '$2 == "Running"' | wc -l)
+      current=$(printf '%s\n' "$tasks" | awk -v i="$image" '$1 == i && $2 == "Running"' | wc -l)
       proxies=$(docker service ps "$proxy" --filter desired-state=running --format '{{.CurrentState}}' | grep -c '^Running')
       nodes=$(docker node ls --format '{{.Status}} {{.Availability}}' | grep -c '^Ready Active')
       if [ "$running" -eq "$replicas" ] && [ "$current" -eq "$replicas" ] && [ "$proxies" -ge "$nodes" ]; then
@@ -327,7 +327,6 @@ done"#;
             script,
             "settle",
             &service_name(t),
-            &s.replicas.to_string(),
             &format!("{}_proxy", t.prefix()),
         ])
         .timeout(update_timeout(s))
@@ -454,8 +453,8 @@ pub fn plan_deploy(t: &Target, s: &Swarm, rel: &NewRelease, obs: &Observed) -> P
     );
     plan.push(
         format!(
-            "wait for Swarm to settle the service ({} task(s) of one image; at most {}s)",
-            s.replicas, s.update_timeout_secs
+            "wait for Swarm to settle the service (all tasks of one image; at most {}s)",
+            s.update_timeout_secs
         ),
         Step::Exec(settle(t, s)),
     );
@@ -567,7 +566,12 @@ published_port = 8080
 {swarm}
 "#
         );
-        let cfg = Config::parse(&text, Path::new("davit.toml"), Path::new("/srv/shop")).unwrap();
+        let cfg = Config::parse(
+            &format!("state_dir = \".davit/state\"\n{text}"),
+            Path::new("davit.toml"),
+            Path::new("/srv/shop"),
+        )
+        .unwrap();
         Target::resolve(&cfg, "production", &|_| {
             Some("postgres://canary-s3cret".into())
         })

@@ -50,7 +50,7 @@ pub struct Target {
 
 /// One variant per strategy, holding the settings only that strategy uses: a planner receives
 /// its settings by type, so none of them unwraps an `Option` that config validation promised
-/// to fill. Built from the config by [`crate::strategy::settings`].
+/// to fill. Built from the config by `strategy::settings`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StrategySettings {
     Compose {
@@ -196,6 +196,20 @@ impl Target {
         crate::strategy::pick(&self.strategy)
             .public_url(self)
             .unwrap_or_default()
+    }
+
+    /// The Host header health probes send: `health.host`, else the host name of the
+    /// environment's `url` (the name users reach and Django's ALLOWED_HOSTS lists), else none
+    /// (the probed address, as before).
+    pub fn probe_host(&self) -> Option<String> {
+        if let Some(h) = &self.health.host {
+            return Some(h.clone());
+        }
+        let url = self.url.as_deref()?;
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        (!host.is_empty()).then(|| host.to_string())
     }
 
     pub fn health_timing(&self) -> (Duration, Duration, Duration) {

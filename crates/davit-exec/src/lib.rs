@@ -8,6 +8,7 @@
 //! `undo` steps of what was done in reverse, so compensation lives in one place.
 
 pub mod local;
+pub mod ready;
 pub mod recording;
 pub mod runner;
 pub mod ssh;
@@ -128,6 +129,25 @@ pub trait Executor: Send + Sync {
     async fn http_get(&self, url: &str, timeout: Duration) -> Result<HttpResponse, ExecError>;
     /// Whether `program` can be run on this host.
     async fn has_program(&self, program: &str) -> bool;
+
+    /// [`Executor::http_get`] with a `Host` header (the name the app answers to, e.g. one of
+    /// Django's ALLOWED_HOSTS) instead of the probed address. Executors that cannot set one
+    /// refuse rather than probe with the wrong name.
+    async fn http_get_as(
+        &self,
+        url: &str,
+        host: Option<&str>,
+        timeout: Duration,
+    ) -> Result<HttpResponse, ExecError> {
+        match host {
+            None => self.http_get(url, timeout).await,
+            Some(h) => Err(ExecError::Http {
+                host: self.host().to_string(),
+                url: url.to_string(),
+                message: format!("this executor cannot send the Host header {h}"),
+            }),
+        }
+    }
 
     /// Run a process and turn a non-zero exit into an error carrying its stderr.
     async fn run_ok(&self, cmd: &Cmd) -> Result<Output, ExecError> {

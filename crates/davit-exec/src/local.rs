@@ -216,18 +216,25 @@ impl Executor for Local {
     }
 
     async fn http_get(&self, url: &str, timeout: Duration) -> Result<HttpResponse, ExecError> {
+        self.http_get_as(url, None, timeout).await
+    }
+
+    async fn http_get_as(
+        &self,
+        url: &str,
+        host: Option<&str>,
+        timeout: Duration,
+    ) -> Result<HttpResponse, ExecError> {
         let err = |message: String| ExecError::Http {
             host: self.name.clone(),
             url: url.to_string(),
             message,
         };
-        let resp = self
-            .http
-            .get(url)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| err(describe_reqwest(&e)))?;
+        let mut req = self.http.get(url).timeout(timeout);
+        if let Some(h) = host {
+            req = req.header(reqwest::header::HOST, h);
+        }
+        let resp = req.send().await.map_err(|e| err(describe_reqwest(&e)))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()

@@ -154,8 +154,20 @@ impl Executor for Recording {
         Ok(())
     }
 
-    async fn http_get(&self, url: &str, _timeout: Duration) -> Result<HttpResponse, ExecError> {
-        self.record(format!("GET {url}"));
+    async fn http_get(&self, url: &str, timeout: Duration) -> Result<HttpResponse, ExecError> {
+        self.http_get_as(url, None, timeout).await
+    }
+
+    async fn http_get_as(
+        &self,
+        url: &str,
+        host: Option<&str>,
+        _timeout: Duration,
+    ) -> Result<HttpResponse, ExecError> {
+        match host {
+            Some(h) => self.record(format!("GET {url} (Host: {h})")),
+            None => self.record(format!("GET {url}")),
+        }
         let mut http = self.http.lock().unwrap();
         match http.get_mut(url) {
             Some(answers) if answers.len() > 1 => Ok(answers.remove(0)),

@@ -281,6 +281,12 @@ pub async fn run_step_with(
                 .map(|_| ())
                 .map_err(StepError::Probe);
         }
+        // A container that never gets ready is, like a probe, a health verdict.
+        Step::WaitReady(r) => {
+            return crate::ready::wait_ready(exec, r)
+                .await
+                .map_err(StepError::Probe);
+        }
     };
     r.map_err(StepError::Exec)
 }
@@ -339,7 +345,10 @@ pub async fn wait_http(exec: &dyn Executor, p: &Probe) -> Result<ProbePassed, St
     let mut last = String::from("no attempt");
     loop {
         attempts += 1;
-        match exec.http_get(&p.url, p.per_try_timeout).await {
+        match exec
+            .http_get_as(&p.url, p.host.as_deref(), p.per_try_timeout)
+            .await
+        {
             Ok(resp) => match check_response(&resp, &p.expect) {
                 Ok(()) => {
                     streak += 1;
@@ -544,6 +553,7 @@ mod tests {
             interval: Duration::from_millis(1),
             consecutive: 3,
             deadline: Duration::from_secs(5),
+            host: None,
         };
         let passed = wait_http(&exec, &p).await.unwrap();
         assert_eq!(passed.attempts, 5);
@@ -560,6 +570,7 @@ mod tests {
             interval: Duration::from_millis(5),
             consecutive: 2,
             deadline: Duration::from_millis(30),
+            host: None,
         };
         let err = wait_http(&exec, &p).await.unwrap_err();
         assert!(err.contains("last: status 500 (want 200)"), "{err}");

@@ -11,11 +11,13 @@
 //! ([`docker`]). The pieces that decide (ordering, matching, policy, tags) are pure and tested
 //! without Docker; the pieces that touch Docker are thin.
 
+pub mod context_check;
 pub mod docker;
 pub mod finding;
 pub mod meta;
 pub mod osv;
 pub mod osv_fetch;
+mod pipeline;
 pub mod policy;
 pub mod report;
 pub mod run;

@@ -9,14 +9,20 @@
 //! restored release through the proxy, and the command exits 1 so the workflow shows red. The
 //! previous color keeps running for the whole window, so that rollback is one switch.
 
+mod notify;
 pub mod records;
+mod verdict;
+mod watch;
+
+use notify::{notify, notify_with};
+pub use verdict::{Measurement, Verdict};
+use watch::{base_of, watch};
 
 use davit_core::{Exit, Failure, Probe};
 use davit_deploy::fleet::Fleet;
-use davit_deploy::{Options, Target};
-use davit_exec::runner::{check_response, wait_http};
+use davit_deploy::{Options, Target, supervise};
+use davit_exec::runner::wait_http;
 use davit_exec::{Executor, Timeline};
-use serde::Serialize;
 use std::time::{Duration, Instant};
 
 /// How to verify, resolved from davit.toml `[environments.X.verify]` and flags.
@@ -59,113 +65,6 @@ impl VerifyOptions {
             rollback: t.verify.rollback,
             analysis: None,
         }
-    }
-}
-
-/// One measurement for the summary and the timeline.
-#[derive(Debug, Clone, Serialize)]
-pub struct Measurement {
-    pub at_secs: f32,
-    pub check: String,
-    pub ok: bool,
-    pub detail: String,
-}
-
-/// What verification concluded.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    pub environment: String,
-    pub version: String,
-    pub healthy: bool,
-    pub reason: Option<String>,
-    /// Seconds from the start of verification to the decision to roll back.
-    pub detected_after_secs: Option<f32>,
-    /// Seconds from the decision to the previous release answering through the proxy.
-    pub restored_after_secs: Option<f32>,
-    pub rolled_back_to: Option<String>,
-    pub measurements: Vec<Measurement>,
-    /// The metric analysis, when one ran.
-    pub analysis: Option<davit_analysis::Verdict>,
-    /// Set when the analysis could not decide and its policy is `fail` (exit 3).
-    #[serde(skip)]
-    pub infra_failure: bool,
-    /// The analysis was inconclusive and its policy is `hold`: not promoted, not rolled back.
-    #[serde(skip)]
-    pub held: bool,
-}
-
-impl Verdict {
-    pub fn exit(&self) -> Exit {
-        if self.healthy {
-            Exit::Ok
-        } else if self.infra_failure {
-            Exit::Infra
-        } else {
-            Exit::Rejected
-        }
-    }
-
-    /// Step summary and outputs (`healthy`, `rolled-back-to`, `verdict-json`), the same from the
-    /// action's binary and from `davit verify`. Write failures only lose the summary.
-    pub fn publish(&self, gha: &davit_gha::Gha) {
-        let _ = gha.summary(&self.markdown());
-        let _ = gha.set_output("healthy", &self.healthy.to_string());
-        let _ = gha.set_output(
-            "rolled-back-to",
-            self.rolled_back_to.as_deref().unwrap_or(""),
-        );
-        let _ = gha.set_output(
-            "verdict-json",
-            &serde_json::to_string(self).unwrap_or_default(),
-        );
-    }
-
-    /// The step summary: the decision and every measurement against its expectation.
-    pub fn markdown(&self) -> String {
-        // Versions, reasons and probe details are untrusted text: escaped for markdown (T47).
-        use davit_core::text::markdown as md;
-        let mut s = format!(
-            "## davit verify: {} {}\n\n",
-            md(&self.environment),
-            if self.healthy {
-                format!("✅ {} is healthy", md(&self.version))
-            } else {
-                format!("❌ {} failed verification", md(&self.version))
-            }
-        );
-        if let Some(r) = &self.reason {
-            s.push_str(&format!("**Reason:** {}\n\n", md(r)));
-        }
-        if let Some(v) = self.rolled_back_to.as_deref().map(md) {
-            s.push_str(&format!(
-                "**Rolled back to {v}** (detected after {:.1}s, restored {:.2}s after the decision)\n\n",
-                self.detected_after_secs.unwrap_or_default(),
-                self.restored_after_secs.unwrap_or_default()
-            ));
-        }
-        s.push_str("| t (s) | check | result | detail |\n|---:|---|---|---|\n");
-        // Long watch windows produce many rows; keep failures and a sample of successes.
-        let rows: Vec<&Measurement> = self
-            .measurements
-            .iter()
-            .enumerate()
-            .filter(|(i, m)| !m.ok || i % 5 == 0 || *i + 1 == self.measurements.len())
-            .map(|(_, m)| m)
-            .collect();
-        for m in rows {
-            s.push_str(&format!(
-                "| {:.1} | {} | {} | {} |\n",
-                m.at_secs,
-                md(&m.check),
-                if m.ok { "ok" } else { "FAIL" },
-                md(&m.detail)
-            ));
-        }
-        if let Some(a) = &self.analysis {
-            s.push('\n');
-            s.push_str(&a.markdown());
-        }
-        s
     }
 }
 
@@ -328,7 +227,11 @@ pub async fn verify(
     timeline: &Timeline,
 ) -> Result<Verdict, Failure> {
     let started = Instant::now();
-    let obs = davit_deploy::observe(exec, t, None).await?;
+    let mut obs = davit_deploy::observe(exec, t, None).await?;
+    // A dead proxy is not the release's fault: start it again first (exit 3 when it cannot be).
+    if let Some(note) = supervise::revive(exec, t, &mut obs).await? {
+        timeline.note(&format!("verify: {note}"));
+    }
     let live_color = obs.live.as_ref().map(|l| l.color.clone());
     let live_version = obs.live_version();
     let version = match (&opts.version, &live_version) {
@@ -366,7 +269,14 @@ pub async fn verify(
     // 1. Health checks: each probe must pass its consecutive successes.
     let checks = probes(t, live_color.as_deref(), &version);
     for (name, p) in &checks {
-        match wait_http(exec, p).await {
+        let mut passed = wait_http(exec, p).await;
+        if passed.is_err() && proxy_recovered(exec, t, timeline, &mut verdict).await {
+            passed = wait_http(exec, p).await;
+        }
+        if verdict.infra_failure {
+            return Ok(verdict);
+        }
+        match passed {
             Ok(passed) => {
                 timeline.note(&format!(
                     "verify: {name} healthy ({} probes)",
@@ -387,7 +297,10 @@ pub async fn verify(
                     detail: why.clone(),
                 });
                 verdict.healthy = false;
-                verdict.reason = Some(format!("health check ({name}) failed: {why}"));
+                verdict.reason = Some(format!(
+                    "health check ({name}) failed: {why}{}",
+                    allowed_hosts_hint(&why)
+                ));
                 break;
             }
         }
@@ -440,6 +353,7 @@ pub async fn verify(
         };
         watch(
             exec,
+            t,
             &checks,
             opts,
             timeline,
@@ -508,6 +422,10 @@ pub async fn verify(
         notify(opts, t, &verdict, timeline).await;
         return Ok(verdict);
     }
+    if verdict.infra_failure {
+        // The proxy is down and would not start: no verdict on the release, no rollback.
+        return Ok(verdict);
+    }
     verdict.detected_after_secs = Some(at(started));
     let reason = verdict.reason.clone().unwrap_or_default();
     timeline.note(&format!("verify: {version} is bad: {reason}"));
@@ -533,148 +451,56 @@ pub async fn verify(
     after_rollback(rolled, decided, verdict, opts, t, timeline, how).await
 }
 
-/// The probe loop of the watch window, with the analysis ticked on its own interval. Returns
-/// when the window ends, the probes hit the failure limit, or the analysis decides.
-async fn watch(
+/// When a probe failed because the managed nginx is not running, start it again and say so:
+/// true when it was down and runs again (probe again; the release is not to blame). When it
+/// will not start, the verdict becomes an infrastructure failure (exit 3, no rollback: rolling
+/// back a healthy release cannot bring a proxy back).
+pub(crate) async fn proxy_recovered(
     exec: &dyn Executor,
-    checks: &[(String, Probe)],
-    opts: &VerifyOptions,
+    t: &Target,
     timeline: &Timeline,
-    started: Instant,
     verdict: &mut Verdict,
-    mut analysis: Option<&mut davit_analysis::Analysis>,
-) {
-    let (name, probe) = checks.last().expect("at least one probe").clone();
-    timeline.note(&format!(
-        "verify: watching {} for {}s (every {}ms, {} failures in a row roll back){}",
-        probe.url,
-        opts.watch.as_secs(),
-        opts.interval.as_millis(),
-        opts.failure_limit,
-        if analysis.is_some() {
-            " with metric analysis"
-        } else {
-            ""
+) -> bool {
+    if !supervise::proxy_down(exec, t).await {
+        return false;
+    }
+    let mut obs = match davit_deploy::observe(exec, t, None).await {
+        Ok(o) => o,
+        Err(_) => return false,
+    };
+    obs.seen = davit_deploy::Seen::Proxy {
+        nginx_running: false,
+    };
+    match supervise::revive(exec, t, &mut obs).await {
+        Ok(Some(note)) => {
+            timeline.note(&format!("verify: {note}; not counted against the release"));
+            true
         }
-    ));
-    let watch_start = Instant::now();
-    let mut next_analysis = analysis
-        .as_ref()
-        .map(|a| watch_start + a.spec().initial_delay);
-    let mut streak = 0;
-    while watch_start.elapsed() < opts.watch {
-        let result = match exec.http_get(&probe.url, probe.per_try_timeout).await {
-            Ok(resp) => check_response(&resp, &probe.expect),
-            Err(e) => Err(e.to_string()),
-        };
-        let ok = result.is_ok();
-        verdict.measurements.push(Measurement {
-            at_secs: started.elapsed().as_secs_f32(),
-            check: format!("watch {name}"),
-            ok,
-            detail: result.clone().err().unwrap_or_else(|| "ok".into()),
-        });
-        if ok {
-            streak = 0;
-        } else {
-            streak += 1;
-            timeline.note(&format!(
-                "verify: probe failed ({streak}/{}): {}",
-                opts.failure_limit,
-                result.unwrap_err()
+        Ok(None) => false,
+        Err(f) => {
+            timeline.note(&format!("verify: {}", f.message));
+            verdict.healthy = false;
+            verdict.infra_failure = true;
+            verdict.reason = Some(format!(
+                "the proxy is down, not the release: {}{}",
+                f.message,
+                f.hint.map(|h| format!(" (hint: {h})")).unwrap_or_default()
             ));
-            if streak >= opts.failure_limit {
-                verdict.healthy = false;
-                verdict.reason = Some(format!(
-                    "{streak} failed probes in a row on the public path during the watch window"
-                ));
-                return;
-            }
+            false
         }
-        if let (Some(a), Some(due)) = (analysis.as_deref_mut(), next_analysis)
-            && Instant::now() >= due
-        {
-            for m in a.tick().await {
-                timeline.note(&format!(
-                    "verify: analysis round {} {} = {} (condition {}): {:?}{}",
-                    m.round,
-                    m.metric,
-                    m.value
-                        .map(davit_analysis::run::fmt_value)
-                        .unwrap_or_else(|| "-".into()),
-                    m.threshold,
-                    m.outcome,
-                    if m.detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", m.detail)
-                    }
-                ));
-            }
-            if a.status() != davit_analysis::Status::Running {
-                return;
-            }
-            next_analysis = Some(due + a.spec().interval);
-        }
-        tokio::time::sleep(opts.interval).await;
+    }
+}
+
+/// A 400 from the app is almost always Django refusing the probe's Host header.
+fn allowed_hosts_hint(why: &str) -> &'static str {
+    if why.contains("status 400") {
+        " (hint: Django answers 400 when the Host header is not in ALLOWED_HOSTS: list the probe's host there, or set health.host; it defaults to the host of the environment's url)"
+    } else {
+        ""
     }
 }
 
 /// Where Prometheus scrapes the live release: its own published port.
 fn live_instance(t: &Target, color: Option<&str>) -> Option<String> {
     davit_deploy::strategy::pick(&t.strategy).metrics_instance(t, color)
-}
-
-/// `http://host:port` of a probe URL.
-fn base_of(url: &str) -> String {
-    match url.find("://").map(|i| i + 3) {
-        Some(start) => match url[start..].find('/') {
-            Some(end) => url[..start + end].to_string(),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
-/// Slack / webhook notifications on rollback or success, as the analysis spec asks. Never fails
-/// verification: problems become timeline warnings.
-async fn notify(opts: &VerifyOptions, t: &Target, verdict: &Verdict, timeline: &Timeline) {
-    let verified = verdict.rolled_back_to.as_ref().map(|_| true);
-    notify_with(opts, t, verdict, timeline, verified).await;
-}
-
-/// [`notify`] with the rollback's outcome given: `Some(false)` is a rollback that failed.
-async fn notify_with(
-    opts: &VerifyOptions,
-    t: &Target,
-    verdict: &Verdict,
-    timeline: &Timeline,
-    rollback_verified: Option<bool>,
-) {
-    let (Some(spec), Some(analysis)) = (&opts.analysis, &verdict.analysis) else {
-        return;
-    };
-    let notifier =
-        davit_analysis::notify::Notifier::from_env(|k| std::env::var(k).ok(), spec.notify.clone());
-    let ctx = davit_analysis::notify::Context {
-        environment: t.environment.clone(),
-        version: verdict.version.clone(),
-        rolled_back_to: verdict.rolled_back_to.clone(),
-        rollback_verified,
-        run_url: run_url(),
-    };
-    for w in notifier.send(&ctx, analysis).await {
-        timeline.note(&format!("warning: {w}"));
-    }
-}
-
-fn run_url() -> Option<String> {
-    match (
-        std::env::var("GITHUB_SERVER_URL"),
-        std::env::var("GITHUB_REPOSITORY"),
-        std::env::var("GITHUB_RUN_ID"),
-    ) {
-        (Ok(s), Ok(r), Ok(id)) => Some(format!("{s}/{r}/actions/runs/{id}")),
-        _ => None,
-    }
 }

@@ -45,6 +45,39 @@ pub enum Command {
     Backup(BackupArgs),
     /// Run the whole release cycle on the bundled demo app against the local Docker engine.
     Demo(DemoArgs),
+    /// Databases, caches and brokers beside the app: started once, kept across releases.
+    Services(ServicesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServicesArgs {
+    #[command(subcommand)]
+    pub action: ServicesAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServicesAction {
+    /// Start the services that do not run yet (a running one is never recreated).
+    Up {
+        #[arg(env = "DAVIT_ENVIRONMENT")]
+        environment: String,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// What each service runs, and where it differs from the config.
+    Status {
+        #[arg(env = "DAVIT_ENVIRONMENT")]
+        environment: String,
+    },
+    /// The last lines of a service's log.
+    Logs {
+        #[arg(env = "DAVIT_ENVIRONMENT")]
+        environment: String,
+        service: String,
+        #[arg(long, default_value_t = 100)]
+        tail: u32,
+    },
 }
 
 #[derive(Args, Debug)]

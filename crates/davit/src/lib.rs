@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod commands;
 pub mod demo;
+pub mod services;
 
 use davit_core::{Exit, Failure};
 
@@ -26,13 +27,14 @@ pub async fn run(cli: cli::Cli) -> Result<Exit, Failure> {
         Lock(a) => commands::lock(&cli.global, a).await,
         Backup(a) => commands::backup(&cli.global, a).await,
         Demo(a) => demo::run(a).await,
+        Services(a) => services::run(&cli.global, a).await,
     }
 }
 
 /// What a command does to production, when it changes or reads it with credentials (the untrusted
 /// trigger guard runs for these); `None` for dry runs, the ledger and lock status, and the demo.
 fn privileged(command: &cli::Command) -> Option<&'static str> {
-    use cli::{BackupAction, Command::*, LockAction};
+    use cli::{BackupAction, Command::*, LockAction, ServicesAction};
     match command {
         Deploy(a) if !a.dry_run => Some("deploy"),
         Rollback(a) if !a.dry_run => Some("roll back"),
@@ -43,6 +45,9 @@ fn privileged(command: &cli::Command) -> Option<&'static str> {
             BackupAction::Now { .. } => "take a database backup",
             BackupAction::Restore { .. } => "restore a database backup",
         }),
-        Deploy(_) | Rollback(_) | Lock(_) | Releases(_) | Demo(_) => None,
+        Services(a) if matches!(a.action, ServicesAction::Up { dry_run: false, .. }) => {
+            Some("start services")
+        }
+        Deploy(_) | Rollback(_) | Lock(_) | Releases(_) | Demo(_) | Services(_) => None,
     }
 }

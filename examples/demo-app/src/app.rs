@@ -33,6 +33,10 @@ impl App {
 
     /// Answers one request. May sleep when `FAULT_LATENCY_MS` is set.
     pub fn handle(&self, req: &Request) -> Response {
+        if !self.host_allowed(req) {
+            // What Django answers for a Host not in ALLOWED_HOSTS.
+            return Response::text(400, "Bad Request (400): invalid HTTP_HOST header\n");
+        }
         let known = matches!(req.path.as_str(), "/" | "/health" | "/metrics");
         if !known {
             return Response::text(404, "not found\n");
@@ -46,6 +50,19 @@ impl App {
             _ => Response::text(200, self.metrics.render())
                 .with_content_type("text/plain; version=0.0.4; charset=utf-8"),
         }
+    }
+
+    /// `ALLOWED_HOSTS`: the Host header without its port must be listed (any when empty).
+    pub fn host_allowed(&self, req: &Request) -> bool {
+        if self.config.allowed_hosts.is_empty() {
+            return true;
+        }
+        let host = req.host.as_deref().unwrap_or("").to_ascii_lowercase();
+        let name = match host.rsplit_once(':') {
+            Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => host.as_str(),
+        };
+        self.config.allowed_hosts.iter().any(|h| h == name)
     }
 
     fn root(&self) -> Response {
@@ -117,6 +134,8 @@ mod tests {
             path: path.to_owned(),
             minor_version: 1,
             keep_alive: true,
+            host: None,
+            websocket_key: None,
         }
     }
 

@@ -36,6 +36,12 @@ pub struct Config {
     pub name: String,
     /// Injected misbehaviour.
     pub faults: Faults,
+    /// Host names requests may carry (`ALLOWED_HOSTS`, comma-separated), as Django checks
+    /// them: any other Host header gets 400. Empty: every host.
+    pub allowed_hosts: Vec<String>,
+    /// Where the app writes user uploads (`MEDIA_ROOT`): at start it writes
+    /// `<MEDIA_ROOT>/<APP_VERSION>.txt`, the file a proxy then serves as media.
+    pub media_root: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -46,6 +52,8 @@ impl Default for Config {
             version: "dev".to_owned(),
             name: "demo".to_owned(),
             faults: Faults::default(),
+            allowed_hosts: Vec::new(),
+            media_root: None,
         }
     }
 }
@@ -189,18 +197,33 @@ impl Config {
             },
         };
 
+        let allowed_hosts = get("ALLOWED_HOSTS")
+            .map(|v| {
+                v.split(',')
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .filter(|h| !h.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let media_root = get("MEDIA_ROOT").map(std::path::PathBuf::from);
+
         Ok(Config {
             bind,
             port,
             version,
             name,
             faults,
+            allowed_hosts,
+            media_root,
         })
     }
 }
 
 fn is_ours(name: &str) -> bool {
-    matches!(name, "PORT" | "BIND" | "APP_VERSION" | "APP_NAME") || name.starts_with("FAULT_")
+    matches!(
+        name,
+        "PORT" | "BIND" | "APP_VERSION" | "APP_NAME" | "ALLOWED_HOSTS" | "MEDIA_ROOT"
+    ) || name.starts_with("FAULT_")
 }
 
 fn err(var: &str, value: &str, expected: &str) -> ConfigError {

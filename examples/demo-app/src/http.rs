@@ -38,6 +38,10 @@ pub struct Request {
     pub minor_version: u8,
     /// Whether the client allows the connection to stay open after the response.
     pub keep_alive: bool,
+    /// The `Host` header, when sent.
+    pub host: Option<String>,
+    /// `Sec-WebSocket-Key` of a request that asks to upgrade to a websocket.
+    pub websocket_key: Option<String>,
 }
 
 /// Why a request could not be read.
@@ -112,6 +116,9 @@ pub fn read_request<R: BufRead>(r: &mut R) -> Result<Request, RequestError> {
     let mut keep_alive_token = false;
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
+    let mut host = None;
+    let mut websocket_key = None;
+    let mut upgrade_websocket = false;
     let mut headers = 0;
     loop {
         read_line(r, &mut line, &mut budget)?;
@@ -149,6 +156,12 @@ pub fn read_request<R: BufRead>(r: &mut R) -> Result<Request, RequestError> {
             content_length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = true;
+        } else if name.eq_ignore_ascii_case("host") {
+            host = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade_websocket = value.eq_ignore_ascii_case("websocket");
+        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+            websocket_key = Some(value.to_owned());
         }
     }
 
@@ -177,6 +190,8 @@ pub fn read_request<R: BufRead>(r: &mut R) -> Result<Request, RequestError> {
         path,
         minor_version,
         keep_alive,
+        host,
+        websocket_key: websocket_key.filter(|_| upgrade_websocket),
     })
 }
 

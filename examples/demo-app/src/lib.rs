@@ -16,6 +16,7 @@ pub mod http;
 pub mod metrics;
 pub mod server;
 mod sys;
+pub mod ws;
 
 use std::fmt;
 use std::io;
@@ -103,6 +104,13 @@ pub fn run(config: Config) -> Result<Outcome, RunError> {
         thread::sleep((listen_at - now).min(Duration::from_millis(50)));
     }
 
+    if let Some(root) = &config.media_root {
+        // What a web process's uploads are: files it writes, which the proxy serves.
+        let file = root.join(format!("{}.txt", config.version));
+        if let Err(e) = std::fs::write(&file, format!("media from {}\n", config.version)) {
+            eprintln!("davit-demo-app: cannot write {}: {e}", file.display());
+        }
+    }
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr).map_err(|source| RunError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);

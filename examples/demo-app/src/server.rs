@@ -217,6 +217,15 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
         let _in_flight = InFlight::enter(&shared.in_flight);
         let started = Instant::now();
         let (response, label, framing) = match http::read_request(&mut reader) {
+            Ok(req)
+                if req.path.starts_with("/ws/")
+                    && req.websocket_key.is_some()
+                    && app.host_allowed(&req) =>
+            {
+                let key = req.websocket_key.unwrap_or_default();
+                crate::ws::serve(reader, &key, &app.config.version);
+                return;
+            }
             Ok(req) => {
                 let response = app.handle(&req);
                 let framing = Framing {

@@ -380,6 +380,51 @@ pub fn files_containing(root: &Path, needles: &[String], skip: &[&Path]) -> Vec<
     hits
 }
 
+/// Top-level entries of the temp folder created or changed since `since`: what a run may have
+/// left there. Never the whole folder: a checkout under /tmp (its 10 GB `target/` included) is
+/// older than the test and is not looked at, whatever else shares the folder.
+pub fn temp_entries_since(since: std::time::SystemTime) -> Vec<PathBuf> {
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| !t.is_symlink()))
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m >= since)
+        })
+        .map(|e| e.path())
+        .filter(|p| !checkout.starts_with(p))
+        .collect()
+}
+
+/// [`files_containing`] over what the temp folder gained since `since`.
+pub fn new_temp_files_containing(
+    since: std::time::SystemTime,
+    needles: &[String],
+    skip: &[&Path],
+) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    for p in temp_entries_since(since) {
+        if skip.iter().any(|s| p.starts_with(s)) {
+            continue;
+        }
+        if p.is_dir() {
+            hits.extend(files_containing(&p, needles, skip));
+        } else if std::fs::read(&p).is_ok_and(|bytes| {
+            needles
+                .iter()
+                .any(|n| bytes.windows(n.len()).any(|w| w == n.as_bytes()))
+        }) {
+            hits.push(p);
+        }
+    }
+    hits
+}
+
 /// Files in a directory, sorted.
 pub fn ls(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

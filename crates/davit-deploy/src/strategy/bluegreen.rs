@@ -8,7 +8,6 @@ use crate::{NewRelease, docker, nginx, truth};
 use async_trait::async_trait;
 use davit_core::{Failure, Plan, Probe};
 use davit_exec::Executor;
-use std::time::Duration;
 
 pub(super) struct BlueGreen {
     pub ports: BluGreenPorts,
@@ -36,10 +35,11 @@ impl Strategy for BlueGreen {
             .map_err(|e| Failure::infra(e.to_string()))?
             .map(|b| String::from_utf8_lossy(&b).into_owned());
         obs.live = file.as_deref().and_then(nginx::parse_live);
-        let running = pid_alive(exec, &files.pid()).await;
+        let running = crate::supervise::pid_alive(exec, &files.pid()).await;
         obs.seen = Seen::Proxy {
             nginx_running: running,
         };
+        obs.volumes = nginx::volume_dirs(exec, t, false).await?;
         if running {
             let mut serving = truth::served(exec, t, self.ports).await;
             // A reload still in flight (a run killed right after `nginx -s reload`) answers
@@ -48,7 +48,7 @@ impl Strategy for BlueGreen {
                 if serving.is_none() || serving == obs.live {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
                 serving = truth::served(exec, t, self.ports).await;
             }
             truth::reconcile_view(obs, file.as_deref(), serving);
@@ -150,19 +150,4 @@ impl Strategy for BlueGreen {
             self.ports.public
         ))
     }
-}
-
-/// Whether the process in `pid_file` runs (`kill -0`).
-async fn pid_alive(exec: &dyn Executor, pid_file: &std::path::Path) -> bool {
-    let Ok(Some(bytes)) = exec.read_file(pid_file).await else {
-        return false;
-    };
-    let pid = String::from_utf8_lossy(&bytes).trim().to_string();
-    if pid.is_empty() || !pid.chars().all(|c| c.is_ascii_digit()) {
-        return false;
-    }
-    let c = davit_core::Cmd::new("kill")
-        .args(["-0", &pid])
-        .timeout(Duration::from_secs(5));
-    exec.run(&c).await.is_ok_and(|o| o.success())
 }

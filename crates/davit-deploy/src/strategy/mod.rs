@@ -2,7 +2,7 @@
 //! strategy, and the one place ([`pick`]) that chooses it.
 //!
 //! The flow (observe, prepare, plan, run, record; one host or many) is the same for every
-//! strategy and lives in [`crate::run`] and [`crate::fleet`]; what differs (what to read on the
+//! strategy and lives in `host` and [`crate::fleet`]; what differs (what to read on the
 //! host, whether the host can run it, the deploy and rollback plans, where health is probed) is
 //! asked of a [`Strategy`]. The planners themselves stay in their modules (`bluegreen`,
 //! `compose`, `swarm`, `kubernetes`): these implementations only hand them their own settings

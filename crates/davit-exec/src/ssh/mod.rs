@@ -360,6 +360,15 @@ impl Executor for Ssh {
     }
 
     async fn http_get(&self, url: &str, timeout: Duration) -> Result<HttpResponse, ExecError> {
+        self.http_get_as(url, None, timeout).await
+    }
+
+    async fn http_get_as(
+        &self,
+        url: &str,
+        host: Option<&str>,
+        timeout: Duration,
+    ) -> Result<HttpResponse, ExecError> {
         let err = |message: String| ExecError::Http {
             host: self.name.clone(),
             url: url.to_string(),
@@ -369,13 +378,20 @@ impl Executor for Ssh {
             return Err(err("only http:// and https:// URLs can be probed".into()));
         }
         let u = sh_quote(url).map_err(|e| err(e.to_string()))?;
+        let header = match host {
+            Some(h) => format!(
+                "-H {} ",
+                sh_quote(&format!("Host: {h}")).map_err(|e| err(e.to_string()))?
+            ),
+            None => String::new(),
+        };
         let secs = format!("{:.3}", timeout.as_secs_f64().max(0.001));
         // Response to a temp file, then base64: binary bodies and curl's own exit status both
         // survive. --noproxy: a probe of the host's loopback must not go through a proxy.
         let s = format!(
             "command -v curl >/dev/null 2>&1 || davit_missing\n\
              t=$(mktemp) || exit 1\n\
-             curl -sS -i --noproxy '*' --max-time {secs} -- {u} > \"$t\"\n\
+             curl -sS -i --noproxy '*' --max-time {secs} {header}-- {u} > \"$t\"\n\
              r=$?; [ $r -eq 0 ] && base64 < \"$t\"; rm -f -- \"$t\"; (exit $r)\n"
         );
         // The probe's own timeout bounds the call, plus room for the round trip.
