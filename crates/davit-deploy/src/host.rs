@@ -52,6 +52,9 @@ pub(crate) async fn plan_deploy(
     let s = strategy::pick(&t.strategy);
     let image = t.image_for(version);
     let mut warnings = obs.ledger_warnings();
+    if !dry_run {
+        s.repair(exec, t, &mut obs, &mut warnings).await?;
+    }
     require_image(exec, t, &image, &obs)?;
     warnings.extend(crate::supervise::prepare_host(exec, t, &mut obs, dry_run).await?);
     let mut plan = Plan::new(String::new());
@@ -175,16 +178,19 @@ pub(crate) async fn run_deploy(
             } else {
                 Exit::Infra
             };
-            Err(Failure::new(
-                exit,
-                format!(
-                    "deploy of {} to {} failed; {}: {e}",
-                    rel.version,
-                    t.environment,
-                    clock.aftermath(previous_live)
-                ),
-            )
-            .with_hint(hint_for(t, &rest, &e)))
+            Err(with_notes(
+                Failure::new(
+                    exit,
+                    format!(
+                        "deploy of {} to {} failed; {}: {e}",
+                        rel.version,
+                        t.environment,
+                        clock.aftermath(previous_live)
+                    ),
+                )
+                .with_hint(hint_for(t, &rest, &e)),
+                &warnings,
+            ))
         }
     }
 }
@@ -288,6 +294,11 @@ pub(crate) async fn plan_rollback(
     // A dead proxy is started again before anything is switched (and the proxy's volumes found).
     let mut obs = obs.clone();
     warnings.extend(crate::supervise::prepare_host(exec, t, &mut obs, dry_run).await?);
+    if !dry_run {
+        strategy::pick(&t.strategy)
+            .repair(exec, t, &mut obs, &mut warnings)
+            .await?;
+    }
     let obs = &obs;
     let live_id = obs.live_release();
     let live = live_id
@@ -391,16 +402,31 @@ pub(crate) async fn run_rollback(
             let mut failed = rollback_record(exec, t, Event::Failed, &to, reason);
             failed.reason = Some(format!("rollback failed: {e}"));
             append(exec, t, &failed, &mut warnings).await;
-            Err(Failure::new(
-                Exit::Infra,
-                format!(
-                    "rollback of {} to {} failed; the current release keeps serving: {e}",
-                    t.environment, to.version
+            Err(with_notes(
+                Failure::new(
+                    Exit::Infra,
+                    format!(
+                        "rollback of {} to {} failed; the current release keeps serving: {e}",
+                        t.environment, to.version
+                    ),
+                )
+                .with_hint(
+                    "check the target release's container logs (docker logs) before retrying",
                 ),
-            )
-            .with_hint("check the target release's container logs (docker logs) before retrying"))
+                &warnings,
+            ))
         }
     }
+}
+
+/// What was found and repaired before the plan ran (a site file that disagreed with what
+/// serves, a torn ledger line) is part of a failure's story too, not only of a success's.
+fn with_notes(mut f: Failure, warnings: &[String]) -> Failure {
+    for w in warnings {
+        f.message.push_str("\nnote: ");
+        f.message.push_str(w);
+    }
+    f
 }
 
 /// No verified backup, no migration: with `[environments.X.backup]` (required by default) a
