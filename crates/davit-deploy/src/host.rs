@@ -52,6 +52,9 @@ pub(crate) async fn plan_deploy(
     let s = strategy::pick(&t.strategy);
     let image = t.image_for(version);
     let mut warnings = obs.ledger_warnings();
+    if !dry_run {
+        s.repair(exec, t, &mut obs, &mut warnings).await?;
+    }
     require_image(exec, t, &image, &obs)?;
     warnings.extend(crate::supervise::prepare_host(exec, t, &mut obs, dry_run).await?);
     let mut plan = Plan::new(String::new());
@@ -65,7 +68,11 @@ pub(crate) async fn plan_deploy(
     }
     let prepared = plan.steps.len();
     if !dry_run && prepared > 0 {
-        let actions = DeployActions { t, version };
+        let actions = DeployActions {
+            t,
+            version,
+            observer,
+        };
         run_plan_with(exec, &plan, observer, &Cancel::new(), &actions)
             .await
             .map_err(refusal)?;
@@ -143,6 +150,7 @@ pub(crate) async fn run_deploy(
     let actions = DeployActions {
         t,
         version: &rel.version,
+        observer,
     };
     let clock = crate::compose::ServedClock::new(observer);
     match run_plan_with(exec, &rest, &clock, &opts.cancel, &actions).await {
@@ -170,16 +178,19 @@ pub(crate) async fn run_deploy(
             } else {
                 Exit::Infra
             };
-            Err(Failure::new(
-                exit,
-                format!(
-                    "deploy of {} to {} failed; {}: {e}",
-                    rel.version,
-                    t.environment,
-                    clock.aftermath(previous_live)
-                ),
-            )
-            .with_hint(hint_for(t, &rest, &e)))
+            Err(with_notes(
+                Failure::new(
+                    exit,
+                    format!(
+                        "deploy of {} to {} failed; {}: {e}",
+                        rel.version,
+                        t.environment,
+                        clock.aftermath(previous_live)
+                    ),
+                )
+                .with_hint(hint_for(t, &rest, &e)),
+                &warnings,
+            ))
         }
     }
 }
@@ -242,6 +253,8 @@ fn refusal(e: PlanError) -> Failure {
 struct DeployActions<'a> {
     t: &'a Target,
     version: &'a str,
+    /// Where the backup says which dump it took and verified.
+    observer: &'a dyn Observer,
 }
 
 #[async_trait]
@@ -249,7 +262,9 @@ impl Actions for DeployActions<'_> {
     async fn run(&self, exec: &dyn Executor, action: &Action) -> Result<(), Failure> {
         match action {
             Action::Pull { image } => pull::pull(exec, image).await,
-            Action::Backup { label } => backup(exec, self.t, label, self.version).await,
+            Action::Backup { label } => {
+                backup(exec, self.t, label, self.version, self.observer).await
+            }
         }
     }
 }
@@ -279,6 +294,11 @@ pub(crate) async fn plan_rollback(
     // A dead proxy is started again before anything is switched (and the proxy's volumes found).
     let mut obs = obs.clone();
     warnings.extend(crate::supervise::prepare_host(exec, t, &mut obs, dry_run).await?);
+    if !dry_run {
+        strategy::pick(&t.strategy)
+            .repair(exec, t, &mut obs, &mut warnings)
+            .await?;
+    }
     let obs = &obs;
     let live_id = obs.live_release();
     let live = live_id
@@ -382,16 +402,31 @@ pub(crate) async fn run_rollback(
             let mut failed = rollback_record(exec, t, Event::Failed, &to, reason);
             failed.reason = Some(format!("rollback failed: {e}"));
             append(exec, t, &failed, &mut warnings).await;
-            Err(Failure::new(
-                Exit::Infra,
-                format!(
-                    "rollback of {} to {} failed; the current release keeps serving: {e}",
-                    t.environment, to.version
+            Err(with_notes(
+                Failure::new(
+                    Exit::Infra,
+                    format!(
+                        "rollback of {} to {} failed; the current release keeps serving: {e}",
+                        t.environment, to.version
+                    ),
+                )
+                .with_hint(
+                    "check the target release's container logs (docker logs) before retrying",
                 ),
-            )
-            .with_hint("check the target release's container logs (docker logs) before retrying"))
+                &warnings,
+            ))
         }
     }
+}
+
+/// What was found and repaired before the plan ran (a site file that disagreed with what
+/// serves, a torn ledger line) is part of a failure's story too, not only of a success's.
+fn with_notes(mut f: Failure, warnings: &[String]) -> Failure {
+    for w in warnings {
+        f.message.push_str("\nnote: ");
+        f.message.push_str(w);
+    }
+    f
 }
 
 /// No verified backup, no migration: with `[environments.X.backup]` (required by default) a
@@ -403,6 +438,7 @@ async fn backup(
     t: &Target,
     label: &str,
     version: &str,
+    observer: &dyn Observer,
 ) -> Result<(), Failure> {
     let Some(settings) = &t.backup else {
         return Ok(());
@@ -431,11 +467,12 @@ async fn backup(
     if let Err(e) = davit_backup::prune(exec, &spec).await {
         tracing::warn!("backup retention: {e}");
     }
-    tracing::info!(
-        "database backup {} verified ({} bytes)",
-        manifest.id,
-        manifest.size
-    );
+    observer.event(&davit_exec::runner::Event::Note {
+        text: &format!(
+            "database backup {} verified ({} bytes)",
+            manifest.id, manifest.size
+        ),
+    });
     Ok(())
 }
 

@@ -28,6 +28,7 @@ pub mod strategy;
 pub mod supervise;
 pub mod swarm;
 pub mod target;
+pub mod truth;
 
 use davit_core::{Failure, Plan, validate};
 use davit_exec::runner::Cancel;

@@ -263,6 +263,9 @@ pub fn site_conf_with(
          {server}\
          \x20   location / {{\n\
          {root}\
+         \x20       add_header {color_h} {color} always;\n\
+         \x20       add_header {release_h} {release} always;\n\
+         \x20       add_header {version_h} {version} always;\n\
          {snippet}\
          \x20   }}\n\
          }}\n",
@@ -270,6 +273,10 @@ pub fn site_conf_with(
         listen = listen_addr(&p.listen),
         client_keepalive = p.client_keepalive_secs,
         root = forward(plain, p.read_timeout_secs),
+        // nginx names what it serves, so davit can ask instead of trusting this file (T41).
+        color_h = crate::truth::COLOR_HEADER,
+        release_h = crate::truth::RELEASE_HEADER,
+        version_h = crate::truth::VERSION_HEADER,
     )
 }
 

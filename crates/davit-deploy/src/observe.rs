@@ -29,6 +29,8 @@ pub struct Observed {
     pub torn_ledger_tail: bool,
     /// What only the strategy reads (see [`crate::strategy::Strategy::observe`]).
     pub seen: Seen,
+    /// Where davit's files disagree with what serves (blue-green; see [`crate::truth`]).
+    pub drift: Option<crate::truth::Drift>,
     /// Blue-green: host folders of the named volumes the proxy serves (see
     /// [`nginx::volume_dirs`]).
     pub volumes: std::collections::BTreeMap<String, std::path::PathBuf>,
@@ -88,9 +90,18 @@ impl Observed {
         }
     }
 
-    /// What is wrong with the ledger, said before anything is appended to it (T44).
+    /// What is wrong with davit's records, said before anything is changed: the ledger (T44)
+    /// and a site file that disagrees with what serves (T41, T43).
     pub fn ledger_warnings(&self) -> Vec<String> {
-        let mut w = Vec::new();
+        let mut w: Vec<String> = self.drift.iter().map(crate::truth::describe).collect();
+        if let Some(serving) = &self.live
+            && ledger::live(&self.ledger).is_none_or(|r| r.id != serving.release)
+        {
+            w.push(format!(
+                "nginx serves release {} (version {}) which the ledger does not record as live (a run killed after its switch?); the next deploy or rollback records it",
+                serving.release, serving.version
+            ));
+        }
         let mut unreadable = self.torn_ledger_lines.clone();
         if self.torn_ledger_tail {
             unreadable.pop();

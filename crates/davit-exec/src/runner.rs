@@ -30,6 +30,10 @@ pub enum Event<'a> {
         summary: &'a str,
         error: &'a str,
     },
+    /// What a step found or made, beside its summary ("database backup ... verified").
+    Note {
+        text: &'a str,
+    },
 }
 
 /// Receives events; the CLI prints them, GitHub Actions turns them into groups.
@@ -178,11 +182,15 @@ pub async fn run_plan_with(
         });
         let started = Instant::now();
         match run_step_with(exec, &ps.step, actions).await {
-            Ok(()) => obs.event(&Event::StepDone {
-                index: i + 1,
-                summary: &ps.summary,
-                elapsed: started.elapsed(),
-            }),
+            Ok(()) => {
+                obs.event(&Event::StepDone {
+                    index: i + 1,
+                    summary: &ps.summary,
+                    elapsed: started.elapsed(),
+                });
+                #[cfg(debug_assertions)]
+                kill_point(&ps.summary);
+            }
             Err(cause) => {
                 obs.event(&Event::StepFailed {
                     index: i + 1,
@@ -377,6 +385,22 @@ pub async fn wait_http(exec: &dyn Executor, p: &Probe) -> Result<ProbePassed, St
             ));
         }
         tokio::time::sleep(p.interval).await;
+    }
+}
+
+/// Crash tests (T41, T42, T49): in debug builds only, `DAVIT_TEST_KILL_AFTER=<text>` makes the
+/// process SIGKILL itself right after the first step whose summary contains `<text>`, the
+/// moment a crash or an OOM kill would leave the host in. Release builds have no such code.
+#[cfg(debug_assertions)]
+fn kill_point(summary: &str) {
+    if let Ok(at) = std::env::var("DAVIT_TEST_KILL_AFTER")
+        && !at.is_empty()
+        && summary.contains(&at)
+    {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
+        std::thread::sleep(std::time::Duration::from_secs(10));
     }
 }
 

@@ -69,6 +69,7 @@ impl Observer for Timeline {
             Event::UndoFailed { summary, error } => {
                 self.note(&format!("  ! undo of {summary} failed: {error}"))
             }
+            Event::Note { text } => self.note(&format!("       {text}")),
         }
     }
 }

@@ -4,7 +4,7 @@ use crate::cli::{
     BackupAction, BackupArgs, DeployArgs, Global, LockAction, LockArgs, ReleasesArgs, RollbackArgs,
     VerifyArgs,
 };
-use davit_config::Config;
+use davit_config::{Config, Resolve};
 use davit_core::{Exit, Failure};
 use davit_deploy::{Options, Report, Target, ledger};
 use davit_exec::Timeline;
@@ -17,6 +17,29 @@ pub fn load(global: &Global, environment: &str) -> Result<Target, Failure> {
     let cfg =
         Config::load(&global.config).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
     Target::resolve(&cfg, environment, &|k| std::env::var(k).ok())
+}
+
+/// `deploy` and `rollback` move the web process only: the process planner (workers, scheduler)
+/// is built but not wired into them yet. A config that names other processes hears so on every
+/// run, instead of finding its worker on another release than its web process.
+fn warn_unmoved_processes(global: &Global, environment: &str) {
+    let Ok(cfg) = Config::load(&global.config) else {
+        return;
+    };
+    let lookup = |k: &str| std::env::var(k).ok();
+    let Ok(set) = cfg.app_set(&Resolve {
+        env_name: environment,
+        lookup: &lookup,
+    }) else {
+        return;
+    };
+    let others: Vec<&str> = set.others().map(|p| p.name.as_str()).collect();
+    if !others.is_empty() {
+        warn(&format!(
+            "davit moves the web process only for now; {} stay as they are: restart them on the new release yourself (see docs/STATUS.md)",
+            others.join(", ")
+        ));
+    }
 }
 
 fn print_report(report: &Report, dry_run: bool) {
@@ -57,6 +80,7 @@ fn outputs(gha: &Gha, t: &Target, report: &Report) {
 
 pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
     let t = load(global, &a.environment)?;
+    warn_unmoved_processes(global, &a.environment);
     let approval = match &a.approval_json {
         Some(j) if !j.trim().is_empty() => Some(serde_json::from_str(j).map_err(|e| {
             Failure::bad_input(
@@ -145,6 +169,7 @@ fn print_reports(fleet: &davit_deploy::fleet::Fleet, reports: &[Report], dry_run
 
 pub async fn rollback(global: &Global, a: RollbackArgs) -> Result<Exit, Failure> {
     let t = load(global, &a.environment)?;
+    warn_unmoved_processes(global, &a.environment);
     let timeline = Timeline::default();
     let fleet = davit_deploy::fleet::connect(&t).await?;
     let reports = fleet

@@ -4,7 +4,7 @@ use super::{Rollback, Strategy};
 use crate::bluegreen as bg;
 use crate::observe::{Observed, Seen};
 use crate::target::{BluGreenPorts, Target, url_host};
-use crate::{NewRelease, docker, nginx};
+use crate::{NewRelease, docker, nginx, truth};
 use async_trait::async_trait;
 use davit_core::{Failure, Plan, Probe};
 use davit_exec::Executor;
@@ -19,8 +19,9 @@ impl Strategy for BlueGreen {
         "blue-green"
     }
 
-    /// The live site file (which color and release nginx sends traffic to) and whether nginx
-    /// runs: the proxy is what serves, so it, not the ledger, says what is live.
+    /// What nginx serves (asked through the public path: its headers name the color and
+    /// release of the configuration it has loaded), the live site file, and whether nginx
+    /// runs. What serves decides; a site file that disagrees is noted (see [`crate::truth`]).
     async fn observe(
         &self,
         exec: &dyn Executor,
@@ -28,18 +29,41 @@ impl Strategy for BlueGreen {
         obs: &mut Observed,
     ) -> Result<(), Failure> {
         let files = nginx::Files::of(t);
-        if let Some(text) = exec
+        let file = exec
             .read_file(&files.site())
             .await
             .map_err(|e| Failure::infra(e.to_string()))?
-        {
-            obs.live = nginx::parse_live(&String::from_utf8_lossy(&text));
-        }
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        obs.live = file.as_deref().and_then(nginx::parse_live);
+        let running = crate::supervise::pid_alive(exec, &files.pid()).await;
         obs.seen = Seen::Proxy {
-            nginx_running: crate::supervise::pid_alive(exec, &files.pid()).await,
+            nginx_running: running,
         };
         obs.volumes = nginx::volume_dirs(exec, t, false).await?;
+        if running {
+            let mut serving = truth::served(exec, t, self.ports).await;
+            // A reload still in flight (a run killed right after `nginx -s reload`) answers
+            // from the old workers for a moment: only a disagreement that lasts is one.
+            for _ in 0..40 {
+                if serving.is_none() || serving == obs.live {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                serving = truth::served(exec, t, self.ports).await;
+            }
+            truth::reconcile_view(obs, file.as_deref(), serving);
+        }
         Ok(())
+    }
+
+    async fn repair(
+        &self,
+        exec: &dyn Executor,
+        t: &Target,
+        obs: &mut Observed,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), Failure> {
+        truth::repair(exec, t, self.ports, obs, warnings).await
     }
 
     fn pulls_image(&self) -> bool {

@@ -36,6 +36,18 @@ pub trait Strategy: Send + Sync {
         obs: &mut Observed,
     ) -> Result<(), Failure>;
 
+    /// Make davit's records agree with what serves before planning (never in a dry run); see
+    /// [`crate::truth`]. Refuses, changing nothing, when nothing says what serves.
+    async fn repair(
+        &self,
+        _exec: &dyn Executor,
+        _t: &Target,
+        _obs: &mut Observed,
+        _warnings: &mut Vec<String>,
+    ) -> Result<(), Failure> {
+        Ok(())
+    }
+
     /// Whether davit puts the image on the host itself before the plan runs. Swarm resolves
     /// images through the engine and Kubernetes through the cluster, so they do not.
     fn pulls_image(&self) -> bool {
