@@ -472,7 +472,6 @@ fn t33_swarm_rolls_back_a_bad_release_and_davit_reports_failure() {
 /// state and versions, never a plain success with mixed versions, and the reachable nodes are
 /// returned to v1 (davit's undo). Once the node is back, the next deploy converges everywhere.
 #[test]
-#[ignore = "flaky on a loaded machine: passed 2 of 3 runs; in the third Swarm's update stayed `updating` after the cut until davit's settle wait timed out (exit 3 without the per-node report). Run with --ignored; docs/swarm.md"]
 fn t52_swarm_node_cut_off_mid_update_is_reported_per_node_and_undone() {
     let Some(s) = Swarm::start(
         "t52_swarm_node_cut_off_mid_update_is_reported_per_node_and_undone",

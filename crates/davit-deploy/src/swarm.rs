@@ -293,6 +293,24 @@ fn stack_deploy(t: &Target, s: &Swarm, release: &str) -> Cmd {
         .timeout(Duration::from_secs(120))
 }
 
+/// How long the settle wait lets Swarm keep an update `updating` while a node is not `Ready`
+/// before it stops waiting. A node cut off mid-update can leave Swarm's updater waiting on it
+/// until the update timeout; the outcome is known by then (the deploy fails, davit cannot vouch
+/// for that node), so davit reports it per node at once instead.
+const DOWN_WHILE_UPDATING_SECS: u64 = 20;
+
+/// What the settle wait does once a node has been down for [`DOWN_WHILE_UPDATING_SECS`] while
+/// Swarm is still updating.
+#[derive(Clone, Copy)]
+enum NodeDown {
+    /// Stop and fail with the per-node report ([`NODES_DIFFER`]): the forward deploy or
+    /// rollback cannot succeed with a node down, and this names what each node runs.
+    Report,
+    /// Stop waiting for Swarm's `completed` and settle on what the reachable nodes run: the
+    /// undo of a failed deploy, which must return the reachable nodes to the previous release.
+    Reachable,
+}
+
 /// Waits (up to `update_timeout_secs`) until Swarm has settled the app service: no update or
 /// rollback in progress, and exactly the spec's replicas running (a recorded release's stack
 /// file may have another count than davit.toml has now), all of the service's current
@@ -300,34 +318,54 @@ fn stack_deploy(t: &Target, s: &Swarm, release: &str) -> Cmd {
 /// reports), and the proxy running on every node that is up, so each node answers once davit
 /// says the release is out. Tasks on a node that is down are not counted: Swarm reschedules them. Comparing
 /// with the spec's image also covers the moment right after `stack deploy`, when the last
-/// update's `completed` is still shown.
-fn settle(t: &Target, s: &Swarm) -> Cmd {
-    let script = r#"svc="$1"; proxy="$2"
+/// update's `completed` is still shown. A node down while Swarm is still updating ends the
+/// wait early ([`NodeDown`]).
+fn settle(t: &Target, s: &Swarm, down: NodeDown) -> Cmd {
+    let script = format!(
+        r#"svc="$1"; proxy="$2"; on_down="$3"; since=""
+{NODE_REPORT}
+converged() {{
+  tasks=$(docker service ps "$svc" --filter desired-state=running --format '{{{{.Image}}}} {{{{.CurrentState}}}}' | sed 's/@sha256:[0-9a-f]*//')
+  running=$(printf '%s\n' "$tasks" | awk '$2 == "Running"' | wc -l)
+  current=$(printf '%s\n' "$tasks" | awk -v i="$image" '$1 == i && $2 == "Running"' | wc -l)
+  proxies=$(docker service ps "$proxy" --filter desired-state=running --format '{{{{.CurrentState}}}}' | grep -c '^Running')
+  nodes=$(docker node ls --format '{{{{.Status}}}} {{{{.Availability}}}}' | grep -c '^Ready Active')
+  [ "$running" -eq "$replicas" ] && [ "$current" -eq "$replicas" ] && [ "$proxies" -ge "$nodes" ]
+}}
 while :; do
-  state=$(docker service inspect --format '{{with .UpdateStatus}}{{.State}}{{end}}' "$svc") || exit 3
-  replicas=$(docker service inspect --format '{{.Spec.Mode.Replicated.Replicas}}' "$svc") || exit 3
-  image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$svc" | sed 's/@sha256:[0-9a-f]*//')
-  case "$state" in
-    updating|rollback_started) ;;
-    *)
-      tasks=$(docker service ps "$svc" --filter desired-state=running --format '{{.Image}} {{.CurrentState}}' | sed 's/@sha256:[0-9a-f]*//')
-      running=$(printf '%s\n' "$tasks" | awk '$2 == "Running"' | wc -l)
-      current=$(printf '%s\n' "$tasks" | awk -v i="$image" '$1 == i && $2 == "Running"' | wc -l)
-      proxies=$(docker service ps "$proxy" --filter desired-state=running --format '{{.CurrentState}}' | grep -c '^Running')
-      nodes=$(docker node ls --format '{{.Status}} {{.Availability}}' | grep -c '^Ready Active')
-      if [ "$running" -eq "$replicas" ] && [ "$current" -eq "$replicas" ] && [ "$proxies" -ge "$nodes" ]; then
-        exit 0
-      fi ;;
-  esac
+  state=$(docker service inspect --format '{{{{with .UpdateStatus}}}}{{{{.State}}}}{{{{end}}}}' "$svc") || exit 3
+  replicas=$(docker service inspect --format '{{{{.Spec.Mode.Replicated.Replicas}}}}' "$svc") || exit 3
+  image=$(docker service inspect --format '{{{{.Spec.TaskTemplate.ContainerSpec.Image}}}}' "$svc" | sed 's/@sha256:[0-9a-f]*//')
+  busy=""
+  case "$state" in updating|rollback_started) busy=1 ;; esac
+  if [ -n "$busy" ]; then
+    down=$(docker node ls --format '{{{{.Status}}}}' | grep -vc '^Ready$')
+    if [ "$down" -gt 0 ]; then since=${{since:-$(date +%s)}}; else since=""; fi
+    if [ -n "$since" ] && [ $(($(date +%s) - since)) -ge {DOWN_WHILE_UPDATING_SECS} ]; then
+      if [ "$on_down" = report ]; then
+        echo "Swarm is still $state the service with $down node(s) not ready after {DOWN_WHILE_UPDATING_SECS}s: davit stops waiting" >&2
+        node_report "$svc" "$image" >/dev/null
+        exit 1
+      fi
+      busy=""
+    fi
+  fi
+  if [ -z "$busy" ] && converged; then exit 0; fi
   sleep 1
-done"#;
+done"#
+    );
+    let on_down = match down {
+        NodeDown::Report => "report",
+        NodeDown::Reachable => "reachable",
+    };
     Cmd::new("sh")
         .args([
             "-c",
-            script,
+            &script,
             "settle",
             &service_name(t),
             &format!("{}_proxy", t.prefix()),
+            on_down,
         ])
         .timeout(update_timeout(s))
 }
@@ -351,37 +389,44 @@ fn status_check(t: &Target, want: &str) -> Cmd {
         .timeout(Duration::from_secs(30))
 }
 
-/// Lists every node with its state and the images of its running tasks of the service (to
-/// stdout, and to stderr when it fails), and fails ([`NODES_DIFFER`]) unless every node is
-/// `Ready` and every running task runs `image`. A `Down` node's tasks are what Swarm last saw.
-fn node_check(t: &Target, image: &str) -> Cmd {
-    let script = format!(
-        r#"svc="$1"; want="$2"
-tasks=$(docker service ps "$svc" --filter desired-state=running --format '{{{{.Node}}}} {{{{.Image}}}}' | sed 's/@sha256:[0-9a-f]*//') || exit 3
-nodes=$(docker node ls --format '{{{{.Hostname}}}} {{{{.Status}}}} {{{{.Availability}}}}') || exit 3
-bad=0; report=""
-while read -r host status avail; do
-  [ -n "$host" ] || continue
-  mine=$(printf '%s\n' "$tasks" | awk -v h="$host" '$1 == h {{ print $2 }}')
-  runs=$(printf '%s\n' "$mine" | grep . | sort | uniq -c | awk '{{ printf "%s%s x%s", sep, $2, $1; sep = ", " }}')
-  note=""
-  if [ "$status" != Ready ]; then
-    bad=1; note=" (unreachable: its tasks are what Swarm last saw; it converges to the service's spec when it returns)"
-  fi
-  for i in $mine; do [ "$i" = "$want" ] || bad=1; done
-  report="$report
-node $host: $status/$avail, runs: ${{runs:-nothing}}$note"
-done <<NODES
+/// A shell function, `node_report SERVICE IMAGE`: lists every node with its state and the
+/// images of its running tasks of the service (to stdout, and to stderr when it fails), and
+/// fails ([`NODES_DIFFER`]) unless every node is `Ready` and every running task runs `IMAGE`.
+/// A `Down` node's tasks are what Swarm last saw. Shared by [`node_check`] and [`settle`].
+const NODE_REPORT: &str = concat!(
+    r#"node_report() {
+  tasks=$(docker service ps "$1" --filter desired-state=running --format '{{.Node}} {{.Image}}' | sed 's/@sha256:[0-9a-f]*//') || return 3
+  nodes=$(docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}') || return 3
+  bad=0; report=""
+  while read -r host status avail; do
+    [ -n "$host" ] || continue
+    mine=$(printf '%s\n' "$tasks" | awk -v h="$host" '$1 == h { print $2 }')
+    runs=$(printf '%s\n' "$mine" | grep . | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')
+    note=""
+    if [ "$status" != Ready ]; then
+      bad=1; note=" (unreachable: its tasks are what Swarm last saw; it converges to the service's spec when it returns)"
+    fi
+    for i in $mine; do [ "$i" = "$2" ] || bad=1; done
+    report="$report
+node $host: $status/$avail, runs: ${runs:-nothing}$note"
+  done <<NODES
 $nodes
 NODES
-echo "$report"
-if [ "$bad" = 1 ]; then
-  echo "$report" >&2
-  echo "{NODES_DIFFER} ($want); see docker node ls and docker service ps $svc" >&2
-  exit 1
-fi
-"#
-    );
+  echo "$report"
+  if [ "$bad" = 1 ]; then
+    echo "$report" >&2
+    echo ""#,
+    "not every swarm node runs the release",
+    r#" ($2); see docker node ls and docker service ps $1" >&2
+    return 1
+  fi
+}"#
+);
+
+/// Runs [`NODE_REPORT`] for the service and `image`: the per-node report, failing unless every
+/// node is ready and runs only `image`.
+fn node_check(t: &Target, image: &str) -> Cmd {
+    let script = format!("{NODE_REPORT}\nnode_report \"$1\" \"$2\"");
     Cmd::new("sh")
         .args(["-c", &script, "node-check", &service_name(t), image])
         .timeout(Duration::from_secs(30))
@@ -431,7 +476,7 @@ pub fn plan_deploy(t: &Target, s: &Swarm, rel: &NewRelease, obs: &Observed) -> P
     let undo = match (&previous, exists) {
         (Some(prev), true) => vec![
             Step::Exec(stack_deploy(t, s, prev)),
-            Step::Exec(settle(t, s)),
+            Step::Exec(settle(t, s, NodeDown::Reachable)),
         ],
         (_, false) => vec![Step::ExecIgnoringFailure(
             Cmd::new("docker")
@@ -456,7 +501,7 @@ pub fn plan_deploy(t: &Target, s: &Swarm, rel: &NewRelease, obs: &Observed) -> P
             "wait for Swarm to settle the service (all tasks of one image; at most {}s)",
             s.update_timeout_secs
         ),
-        Step::Exec(settle(t, s)),
+        Step::Exec(settle(t, s, NodeDown::Report)),
     );
     plan.push_check(
         format!(
@@ -508,7 +553,7 @@ pub fn plan_rollback(t: &Target, s: &Swarm, to: &NewRelease, obs: &Observed) -> 
         );
         plan.push(
             "wait for Swarm to settle the service",
-            Step::Exec(settle(t, s)),
+            Step::Exec(settle(t, s, NodeDown::Report)),
         );
         plan.push(
             "check Swarm completed the rollback",
@@ -521,7 +566,7 @@ pub fn plan_rollback(t: &Target, s: &Swarm, to: &NewRelease, obs: &Observed) -> 
         );
         plan.push(
             "wait for Swarm to settle the service",
-            Step::Exec(settle(t, s)),
+            Step::Exec(settle(t, s, NodeDown::Report)),
         );
         plan.push(
             "check Swarm completed the update",
@@ -679,6 +724,13 @@ published_port = 8080
         let t = target("");
         let obs = observed(Some("v3"), service("r-v3", "r-v2"));
         insta::assert_snapshot!(render(&plan_rollback(&t, &sw(&t), &rel("v1"), &obs)));
+    }
+
+    #[test]
+    fn the_node_report_names_the_node_check_failure() {
+        // NODE_REPORT spells NODES_DIFFER out (concat! takes only literals): keep them equal.
+        assert!(NODE_REPORT.contains(NODES_DIFFER));
+        assert!(node_check(&target(""), "shop:v1").args[1].contains(NODES_DIFFER));
     }
 
     #[tokio::test]
