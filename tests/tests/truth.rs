@@ -226,7 +226,10 @@ fn t42_killed_after_reload_before_the_ledger() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(serving(&e), "v2", "{out}");
+    // When nginx did not take the reload, its own log says why (seen once on a loaded machine).
+    let nginx_log = std::fs::read_to_string(davit_deploy::nginx::Files::of(&e.t).error_log())
+        .unwrap_or_default();
+    assert_eq!(serving(&e), "v2", "{out}\nnginx error log:\n{nginx_log}");
     assert_eq!(
         ledger_live(&e.t).as_deref(),
         Some("v1"),
