@@ -72,6 +72,22 @@ pub fn run_color(
     c.timeout(Duration::from_secs(120))
 }
 
+/// `docker ps -a` of one environment's containers that carry `label`, one tab-separated row of
+/// `columns` (Go template fields such as `.Names`) each: how processes and services are found.
+pub fn ps_labelled(app: &str, environment: &str, label: &str, columns: &[&str]) -> Cmd {
+    let format: Vec<String> = columns.iter().map(|c| format!("{{{{{c}}}}}")).collect();
+    Cmd::new("docker")
+        .args(["ps", "-a", "--no-trunc", "--filter"])
+        .arg(format!("label=davit.app={app}"))
+        .arg("--filter")
+        .arg(format!("label=davit.environment={environment}"))
+        .arg("--filter")
+        .arg(format!("label={label}"))
+        .arg("--format")
+        .arg(format.join("\t"))
+        .timeout(Duration::from_secs(30))
+}
+
 /// Remove a container whether it runs or not; failure (no such container) is expected.
 pub fn remove(name: &str) -> Cmd {
     Cmd::new("docker")

@@ -61,18 +61,18 @@ pub struct ProcRelease<'a> {
 
 /// `docker ps` of every process container of an environment, stopped ones too.
 pub fn ps_cmd(app: &str, environment: &str) -> Cmd {
-    Cmd::new("docker")
-        .args(["ps", "-a", "--no-trunc", "--filter"])
-        .arg(format!("label=davit.app={app}"))
-        .arg("--filter")
-        .arg(format!("label=davit.environment={environment}"))
-        .arg("--filter")
-        .arg(format!("label={PROCESS_LABEL}"))
-        .arg("--format")
-        .arg(format!(
-            "{{{{.Names}}}}\t{{{{.Label \"{PROCESS_LABEL}\"}}}}\t{{{{.Label \"davit.release\"}}}}\t{{{{.Label \"davit.version\"}}}}\t{{{{.State}}}}"
-        ))
-        .timeout(Duration::from_secs(30))
+    crate::docker::ps_labelled(
+        app,
+        environment,
+        PROCESS_LABEL,
+        &[
+            ".Names",
+            &format!(".Label \"{PROCESS_LABEL}\""),
+            ".Label \"davit.release\"",
+            ".Label \"davit.version\"",
+            ".State",
+        ],
+    )
 }
 
 pub fn parse_ps(out: &str) -> Vec<ProcContainer> {

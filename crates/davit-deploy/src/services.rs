@@ -39,18 +39,18 @@ pub struct ServiceState {
 }
 
 pub fn ps_cmd(app: &str, environment: &str) -> Cmd {
-    Cmd::new("docker")
-        .args(["ps", "-a", "--no-trunc", "--filter"])
-        .arg(format!("label=davit.app={app}"))
-        .arg("--filter")
-        .arg(format!("label=davit.environment={environment}"))
-        .arg("--filter")
-        .arg(format!("label={SERVICE_LABEL}"))
-        .arg("--format")
-        .arg(format!(
-            "{{{{.Names}}}}\t{{{{.Label \"{SERVICE_LABEL}\"}}}}\t{{{{.Image}}}}\t{{{{.State}}}}\t{{{{.Status}}}}"
-        ))
-        .timeout(Duration::from_secs(30))
+    crate::docker::ps_labelled(
+        app,
+        environment,
+        SERVICE_LABEL,
+        &[
+            ".Names",
+            &format!(".Label \"{SERVICE_LABEL}\""),
+            ".Image",
+            ".State",
+            ".Status",
+        ],
+    )
 }
 
 pub fn parse_ps(out: &str) -> Vec<ServiceState> {
