@@ -16,19 +16,9 @@ if [ "$have" = "$want" ]; then
   echo "$image"
   exit 0
 fi
-command -v debootstrap >/dev/null 2>&1 || export PATH="$PATH:/usr/sbin"
-if ! command -v debootstrap >/dev/null 2>&1; then
-  echo "build-example-stack-base: debootstrap is missing; run scripts/install-deps.sh" >&2
-  exit 3
-fi
-# The machine's own Debian mirror (deb822 sources or sources.list), else the default.
-mirror="$(grep -hoE '^URIs: *http[^ ]+/debian$' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | sed 's/^URIs: *//')"
-[ -n "$mirror" ] || mirror="$(grep -hoE '^deb +http[^ ]+/debian ' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}')"
-[ -n "$mirror" ] || mirror="http://deb.debian.org/debian"
-root="$(mktemp -d)"
-trap 'rm -rf "$root"' EXIT
-echo "build-example-stack-base: debootstrap bookworm (minbase + $packages) from $mirror" >&2
-debootstrap --variant=minbase --include="$packages" bookworm "$root" "$mirror" >&2
+. "$(dirname "$0")/lib/debootstrap.sh"
+debootstrap_rootfs build-example-stack-base "$packages"
+root="$rootfs"
 # Package installs start services through policy-rc.d in a chroot; none run in the image.
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
 tar -C "$root" -c . | docker import \
