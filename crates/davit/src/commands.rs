@@ -14,18 +14,21 @@ use davit_verify::records::Records;
 use std::time::Duration;
 
 pub fn load(global: &Global, environment: &str) -> Result<Target, Failure> {
+    load_with_config(global, environment).map(|(_, t)| t)
+}
+
+/// The target and the davit.toml it came from, read once.
+fn load_with_config(global: &Global, environment: &str) -> Result<(Config, Target), Failure> {
     let cfg =
         Config::load(&global.config).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
-    Target::resolve(&cfg, environment, &|k| std::env::var(k).ok())
+    let t = Target::resolve(&cfg, environment, &|k| std::env::var(k).ok())?;
+    Ok((cfg, t))
 }
 
 /// `deploy` and `rollback` move the web process only: the process planner (workers, scheduler)
 /// is built but not wired into them yet. A config that names other processes hears so on every
 /// run, instead of finding its worker on another release than its web process.
-fn warn_unmoved_processes(global: &Global, environment: &str) {
-    let Ok(cfg) = Config::load(&global.config) else {
-        return;
-    };
+fn warn_unmoved_processes(cfg: &Config, environment: &str) {
     let lookup = |k: &str| std::env::var(k).ok();
     let Ok(set) = cfg.app_set(&Resolve {
         env_name: environment,
@@ -79,8 +82,8 @@ fn outputs(gha: &Gha, t: &Target, report: &Report) {
 }
 
 pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
-    let t = load(global, &a.environment)?;
-    warn_unmoved_processes(global, &a.environment);
+    let (cfg, t) = load_with_config(global, &a.environment)?;
+    warn_unmoved_processes(&cfg, &a.environment);
     let approval = match &a.approval_json {
         Some(j) if !j.trim().is_empty() => Some(serde_json::from_str(j).map_err(|e| {
             Failure::bad_input(
@@ -168,8 +171,8 @@ fn print_reports(fleet: &davit_deploy::fleet::Fleet, reports: &[Report], dry_run
 }
 
 pub async fn rollback(global: &Global, a: RollbackArgs) -> Result<Exit, Failure> {
-    let t = load(global, &a.environment)?;
-    warn_unmoved_processes(global, &a.environment);
+    let (cfg, t) = load_with_config(global, &a.environment)?;
+    warn_unmoved_processes(&cfg, &a.environment);
     let timeline = Timeline::default();
     let fleet = davit_deploy::fleet::connect(&t).await?;
     let reports = fleet
