@@ -315,7 +315,6 @@ fn planned_steps(t: &Target, deploy_version: Option<&str>) -> Vec<String> {
 /// followed by a good deploy, a deploy that never gets healthy, and a rollback, under constant
 /// load. After each: 0 failed requests and a ledger whose live release is the one serving.
 #[test]
-#[ignore = "open: after merging main's proxy supervision, the kill right after `nginx -s reload` was followed by 2 failed requests in one run (docs/RELIABILITY.md); run with --ignored"]
 fn t49_sigkill_at_every_step_boundary() {
     if !require_all(&["docker", "nginx"]) {
         return;
