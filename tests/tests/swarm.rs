@@ -454,7 +454,10 @@ fn t33_swarm_rolls_back_a_bad_release_and_davit_reports_failure() {
     let leaks = argv.stop();
     let said = ok(&out, "v1") + &String::from_utf8_lossy(&out.stdout);
     assert!(leaks.is_empty(), "the secret was in argv: {leaks:?}");
-    assert!(!said.contains(CANARY), "the secret was in davit's output: {said}");
+    assert!(
+        !said.contains(CANARY),
+        "the secret was in davit's output: {said}"
+    );
     assert_eq!(s.versions(), vec!["v1", "v1"]);
     s.secret_reaches_the_app_only();
     // Created fresh, the replicas go one per node.
@@ -537,7 +540,10 @@ impl Swarm {
         assert!(labels.status.success(), "{labels:?}");
         let labels = String::from_utf8_lossy(&labels.stdout).into_owned();
         assert!(labels.contains("davit.release"), "{labels}");
-        assert!(!labels.contains(CANARY), "the secret is in a label: {labels}");
+        assert!(
+            !labels.contains(CANARY),
+            "the secret is in a label: {labels}"
+        );
         let mut checked = 0;
         for i in 0..self.hosts.hosts.len() {
             let out = self.hosts.exec(
@@ -549,7 +555,10 @@ impl Swarm {
             );
             for line in String::from_utf8_lossy(&out.stdout).lines() {
                 let (labels, env) = line.split_once('|').unwrap();
-                assert!(!labels.contains(CANARY), "the secret is in a container label: {labels}");
+                assert!(
+                    !labels.contains(CANARY),
+                    "the secret is in a container label: {labels}"
+                );
                 assert!(
                     env.contains(&format!("DB_PASSWORD={CANARY}")),
                     "the app did not get its secret: {env}"
@@ -573,10 +582,18 @@ impl Swarm {
                 assert!(text.contains(CANARY), "{}", path.display());
                 env_files += 1;
             } else {
-                assert!(!text.contains(CANARY), "the secret is in {}", path.display());
+                assert!(
+                    !text.contains(CANARY),
+                    "the secret is in {}",
+                    path.display()
+                );
             }
         }
-        assert!(env_files > 0, "no env file under {:?}", self.hosts.hosts[0].state_root);
+        assert!(
+            env_files > 0,
+            "no env file under {:?}",
+            self.hosts.hosts[0].state_root
+        );
     }
 }
 
@@ -646,4 +663,66 @@ fn t52_swarm_node_cut_off_mid_update_is_reported_per_node_and_undone() {
     s.deploy("v2");
     assert_eq!(s.versions(), vec!["v2", "v2", "v2"]);
     s.all_serve("v2");
+}
+
+/// `davit demo --strategy swarm`, as the README has users type it (after building the proxy
+/// image, which scripts/demo.sh does): the story on a three-node swarm the demo makes itself,
+/// ending with v2 on every node after the bad v3 was taken back; then nothing of it is left.
+#[test]
+fn swarm_demo_ends_serving_v2_on_every_node_after_taking_v3_back() {
+    if !require_all(&["docker", "curl", "debootstrap"]) {
+        return;
+    }
+    if let Some(why) = davit_tests::hosts::unavailable() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "the swarm demo cannot run: {why}; CI=true, so this is a failure, not a skip"
+        );
+        eprintln!("SKIPPED swarm demo: {why}");
+        return;
+    }
+    swarm_proxy_image();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let out = Command::new(bin("davit"))
+        .args(["demo", "--strategy", "swarm", "--dir"])
+        .arg(dir.path())
+        .arg("--app-bin")
+        .arg(demo_binary())
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    for k in 1..=3 {
+        assert!(
+            stdout.contains(&format!("node dvdemo{k} serves v2 at")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stderr.contains("Swarm rolled v3 back by itself"),
+        "{stderr}"
+    );
+    // The ledger `davit releases` printed: v3 failed, v2 live.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("failed") && l.contains("v3")),
+        "{stdout}"
+    );
+    // The demo removed its nodes: namespaces, links, forwarding rules, files.
+    for k in 1..=3 {
+        assert!(!std::path::Path::new(&format!("/run/netns/dvdemo{k}")).exists());
+        assert!(!std::path::Path::new(&format!("/sys/class/net/dvdemo{k}o")).exists());
+    }
+    assert!(!std::path::Path::new("/var/tmp/davit-demo-swarm").exists());
+    let rules = Command::new("iptables")
+        .args(["-w", "-S", "DOCKER-USER"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&rules.stdout).contains("dvdemo"),
+        "{rules:?}"
+    );
 }
