@@ -530,39 +530,10 @@ fn sweep() {
 fn clean_slot(k: u8) {
     let name = format!("dvsim{k}");
     let dir = slot_dir(k);
-    let sock = dir.join("docker.sock");
-    if sock.exists() {
-        // Through dockerd first, so runc removes the containers' cgroups and mounts.
-        let host = format!("unix://{}", sock.display());
-        let ids = Command::new("timeout")
-            .args(["20", "docker", "-H", &host, "ps", "-aq"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        if !ids.trim().is_empty() {
-            let _ = Command::new("timeout")
-                .args(["60", "docker", "-H", &host, "rm", "-f"])
-                .args(ids.split_whitespace())
-                .output();
-        }
-    }
+    // The product's swarm demo removes its nodes the same way.
+    davit::swarm_lab::remove_containers(&dir.join("docker.sock"));
     forbid_forwarding(k);
-    let netns = Path::new("/run/netns").join(&name);
-    if let Ok(m) = std::fs::metadata(&netns) {
-        kill_namespace(m.ino());
-    }
-    let _ = Command::new("ip").args(["netns", "del", &name]).output();
-    // The veth goes with the netns, asynchronously; remove it by hand if it lingers.
-    let link = Path::new("/sys/class/net").join(format!("{name}o"));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while link.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if link.exists() {
-        let _ = Command::new("ip")
-            .args(["link", "del", &format!("{name}o")])
-            .output();
-    }
+    davit::swarm_lab::remove_netns(&name);
     if dir.exists()
         && let Err(e) = std::fs::remove_dir_all(&dir)
     {
@@ -614,84 +585,6 @@ fn forbid_forwarding(k: u8) {
             break;
         }
     }
-}
-
-/// SIGKILL every process in the network namespace with inode `netns`, and their descendants
-/// (containers have namespaces of their own under a shim that is in this one), until none is
-/// left or 10 s have passed.
-fn kill_namespace(netns: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let procs = processes();
-        let mut doomed: Vec<u32> = procs
-            .iter()
-            .filter(|p| p.netns == Some(netns))
-            .map(|p| p.pid)
-            .collect();
-        let mut i = 0;
-        while i < doomed.len() {
-            let parent = doomed[i];
-            for p in &procs {
-                if p.ppid == parent && !doomed.contains(&p.pid) {
-                    doomed.push(p.pid);
-                }
-            }
-            i += 1;
-        }
-        doomed.retain(|&p| p > 1 && p != std::process::id());
-        if doomed.is_empty() {
-            return;
-        }
-        if Instant::now() > deadline {
-            eprintln!("warning: processes {doomed:?} of a simulated host did not die");
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .args(doomed.iter().map(u32::to_string))
-            .stderr(Stdio::null())
-            .status();
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Proc {
-    pid: u32,
-    ppid: u32,
-    netns: Option<u64>,
-}
-
-/// Live processes (zombies are dead enough) with their parent and network namespace.
-fn processes() -> Vec<Proc> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid ...`; comm may contain spaces, so parse after the last ')'.
-        let mut fields = stat
-            .rsplit_once(')')
-            .map_or("", |(_, a)| a)
-            .split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        let Some(ppid) = fields.next().and_then(|p| p.parse().ok()) else {
-            continue;
-        };
-        if state == "Z" || state == "X" {
-            continue;
-        }
-        let netns = std::fs::read_link(entry.path().join("ns/net"))
-            .ok()
-            .and_then(|l| {
-                let l = l.to_string_lossy().into_owned();
-                l.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
-            });
-        out.push(Proc { pid, ppid, netns });
-    }
-    out
 }
 
 /// Why simulated hosts (or the swarm demo's nodes, made the same way) cannot run here, if

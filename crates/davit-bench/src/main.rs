@@ -6,7 +6,8 @@
 //! rollback` and `davit verify` make; the load comes from a second copy of this binary (the
 //! hidden `load` subcommand) so that nothing the deployer does can pause it. The figures are
 //! computed afterwards from every request's record and are printed as the markdown table that
-//! docs/BENCHMARKS.md publishes. Nothing here asserts a timing: the numbers are reported, and
+//! docs/BENCHMARKS.md publishes. The swarm scenario (`--only swarm`, root) drives the `davit`
+//! binary on a three-node swarm made on this machine instead. Nothing here asserts a timing: the numbers are reported, and
 //! the reader compares them with the targets.
 
 mod load;
@@ -65,6 +66,8 @@ enum Scenario {
     Detection,
     ComposeUp,
     ComposeDownUp,
+    /// Only when named: it needs root and makes a three-node swarm on this machine.
+    Swarm,
 }
 
 #[derive(clap::Args, Debug)]
@@ -109,7 +112,7 @@ struct RunArgs {
     /// Smoke run: 3 cycles, 2 baseline cycles, 1 detection.
     #[arg(long)]
     quick: bool,
-    /// Only these scenarios (default: all).
+    /// Only these scenarios (default: all but swarm, which runs only when named).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
     /// A prebuilt static davit-demo-app instead of building it with cargo.
@@ -217,6 +220,9 @@ async fn bench(a: RunArgs) -> anyhow::Result<()> {
     }
     if wanted(Scenario::ComposeDownUp) {
         outcomes.push(scenarios::compose_down_up(&ctx).await?);
+    }
+    if a.only.contains(&Scenario::Swarm) {
+        outcomes.push(scenarios::swarm(&ctx).await?);
     }
     machine.load_at_end = sandbox::load_average();
     let command = report::command_line();

@@ -498,6 +498,91 @@ pub async fn compose_down_up(ctx: &Ctx) -> anyhow::Result<Outcome> {
     })
 }
 
+/// davit's swarm strategy on a three-node swarm made on this machine ([`davit::swarm_lab`], as
+/// `davit demo --strategy swarm` makes it): deploy v2, then roll back (Swarm's own `docker
+/// service rollback`), each through the `davit` binary on the manager, under the same load sent
+/// to the manager's proxy (its host-mode port; HAProxy following the tasks over the overlay).
+/// davit's steps run in that other process, so a switch is decided when davit is called: the
+/// switch time includes the whole start-first rolling update of three replicas.
+pub async fn swarm(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let started = now_us();
+    let davit = std::env::current_exe()?.with_file_name("davit");
+    anyhow::ensure!(
+        davit.is_file(),
+        "the swarm scenario runs the davit binary next to davit-bench ({}); build it: cargo build --release -p davit",
+        davit.display()
+    );
+    let lab = davit::swarm_lab::Lab::start(3).map_err(failure)?;
+    lab.form_swarm().map_err(failure)?;
+    lab.load_images(&[
+        davit::demo_swarm::PROXY_IMAGE.to_string(),
+        format!("{IMAGE}:{V1}"),
+        format!("{IMAGE}:{V2}"),
+    ])
+    .map_err(failure)?;
+    let dir = tempfile::Builder::new()
+        .prefix("davit-bench-swarm-")
+        .tempdir()?;
+    let config = dir.path().join("davit.toml");
+    let port = 18080;
+    std::fs::write(&config, davit::demo_swarm::config_text(IMAGE, port))?;
+    let run_davit = |args: &'static [&'static str]| {
+        let mut cmd = tokio::process::Command::from(lab.on_manager(&davit, &config, args));
+        async move {
+            let out = cmd.output().await?;
+            anyhow::ensure!(
+                out.status.success(),
+                "davit {}: {}\n{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            anyhow::Ok(())
+        }
+    };
+    run_davit(&["deploy", "production", "--version", V1]).await?;
+    let load = LoadProcess::start(ctx, &format!("http://{}:{port}/", lab.nodes[0].addr)).await?;
+    let mut switches = Vec::new();
+    let run = async {
+        for i in 0..ctx.baseline_cycles {
+            for (kind, version, args) in [
+                (
+                    Kind::Deploy,
+                    V2,
+                    &["deploy", "production", "--version", V2][..],
+                ),
+                (Kind::Rollback, V1, &["rollback", "production"][..]),
+            ] {
+                let decided = now_us();
+                run_davit(args).await?;
+                switches.push(Switch {
+                    kind,
+                    decided_us: decided,
+                    returned_us: now_us(),
+                    expect: version.into(),
+                });
+                tokio::time::sleep(ctx.rest).await;
+            }
+            progress("swarm", i + 1, ctx.baseline_cycles);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let records = load.finish(ctx, "swarm").await?;
+    run?;
+    let (summary, seen) = summarize(&records, &switches);
+    drop(lab);
+    Ok(Outcome {
+        name: "swarm".into(),
+        label: "davit swarm (3 nodes, 3 replicas, start-first)".into(),
+        summary,
+        switches: seen,
+        detections: Vec::new(),
+        detection_bound_secs: None,
+        duration_secs: (now_us() - started) as f64 / 1e6,
+    })
+}
+
 /// Poll until `version` answers at `url` (the plain baseline has no health gate of its own).
 async fn wait_version(exec: &dyn Executor, url: &str, version: &str) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -62,7 +62,7 @@ pub async fn run(a: &DemoArgs, dir: &Path, tl: &Timeline) -> Result<Exit, Failur
     std::fs::create_dir_all(dir)
         .map_err(|e| Failure::infra(format!("cannot create {}: {e}", dir.display())))?;
     let config = dir.join("davit.toml");
-    std::fs::write(&config, config_text(a.port_base))
+    std::fs::write(&config, config_text(IMAGE, a.port_base))
         .map_err(|e| Failure::infra(format!("cannot write {}: {e}", config.display())))?;
 
     section(
@@ -120,18 +120,10 @@ pub async fn run(a: &DemoArgs, dir: &Path, tl: &Timeline) -> Result<Exit, Failur
 /// Runs this `davit` binary on the manager node (its network namespace, its engine) and
 /// returns its exit code; its output goes to the terminal.
 fn davit_on_manager(lab: &Lab, config: &Path, args: &[&str]) -> Result<Option<i32>, Failure> {
-    let manager = &lab.nodes[0];
     let me = std::env::current_exe()
         .map_err(|e| Failure::infra(format!("where is davit itself: {e}")))?;
-    let status = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", manager.name))
-        .arg(&me)
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env("DOCKER_HOST", &manager.docker_host)
-        .env_remove("GITHUB_TOKEN")
-        .env_remove("GITHUB_ACTIONS")
+    let status = lab
+        .on_manager(&me, config, args)
         .status()
         .map_err(|e| Failure::infra(format!("run nsenter: {e}")))?;
     Ok(status.code())
@@ -182,8 +174,9 @@ fn has_image(image: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The swarm demo's davit.toml: production is the swarm, davit runs on its manager.
-fn config_text(port: u16) -> String {
+/// The swarm demo's davit.toml: production is the swarm of `image`'s releases, davit runs on
+/// its manager. davit-bench's swarm scenario uses it too.
+pub fn config_text(image: &str, port: u16) -> String {
     format!(
         r#"# Written by `davit demo --strategy swarm`.
 state_dir = "state"
@@ -193,7 +186,7 @@ name = "{app}"
 port = 8000
 
 [image]
-name = "{IMAGE}"
+name = "{image}"
 pull = "never"
 
 [health]

@@ -122,6 +122,25 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// `davit <args> --config <config>` (the binary at `davit`) on the manager: in its network
+    /// namespace, with its engine in `DOCKER_HOST`, as a workflow step on a manager runs it
+    /// (`host = "local"`). Not in GitHub Actions' name, whatever this process runs under.
+    pub fn on_manager(&self, davit: &Path, config: &Path, args: &[&str]) -> Command {
+        let manager = &self.nodes[0];
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", manager.name))
+            .arg(davit)
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .env("DOCKER_HOST", &manager.docker_host)
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("GITHUB_ACTIONS");
+        c
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         // In parallel: each node's removal mostly waits (docker rm, processes dying).
@@ -339,21 +358,34 @@ fn forwarding_rule(k: u8) -> String {
 /// go too), every process in its namespace, the namespace, the link, the rule and the files.
 fn clean(k: u8) {
     let name = format!("dvdemo{k}");
-    let sock = dir(k).join("docker.sock");
+    remove_containers(&dir(k).join("docker.sock"));
+    let _ = sh(&format!(
+        "for i in 1 2 3 4 5; do iptables -w -D {} 2>/dev/null || break; done",
+        forwarding_rule(k)
+    ));
+    remove_netns(&name);
+    let _ = std::fs::remove_dir_all(dir(k));
+}
+
+/// Remove every container of the engine at `sock`, through the engine, so runc removes their
+/// cgroups and mounts (killing the processes alone would leave those behind).
+pub fn remove_containers(sock: &Path) {
     if sock.exists() {
         let _ = sh(&format!(
             "ids=$(timeout 20 docker -H unix://{s} ps -aq) && [ -n \"$ids\" ] && timeout 60 docker -H unix://{s} rm -f $ids",
             s = sock.display()
         ));
     }
-    let _ = sh(&format!(
-        "for i in 1 2 3 4 5; do iptables -w -D {} 2>/dev/null || break; done",
-        forwarding_rule(k)
-    ));
-    if let Ok(m) = std::fs::metadata(Path::new("/run/netns").join(&name)) {
+}
+
+/// Remove the network namespace `name`: every process in it ([`kill_namespace`]), the
+/// namespace, and its veth pair (`<name>o` on this side).
+pub fn remove_netns(name: &str) {
+    if let Ok(m) = std::fs::metadata(Path::new("/run/netns").join(name)) {
         kill_namespace(m.ino());
     }
-    let _ = Command::new("ip").args(["netns", "del", &name]).output();
+    let _ = Command::new("ip").args(["netns", "del", name]).output();
+    // The veth goes with the netns, asynchronously; remove it by hand if it lingers.
     let link = Path::new("/sys/class/net").join(format!("{name}o"));
     let deadline = Instant::now() + Duration::from_secs(5);
     while link.exists() && Instant::now() < deadline {
@@ -364,7 +396,6 @@ fn clean(k: u8) {
             .args(["link", "del", &format!("{name}o")])
             .output();
     }
-    let _ = std::fs::remove_dir_all(dir(k));
 }
 
 /// SIGKILL every process in the network namespace with inode `netns`, and their descendants
