@@ -66,17 +66,34 @@ pub struct LoadProcess {
 impl LoadProcess {
     /// Start `davit-bench load` against `url`, and wait until its schedule has begun.
     pub async fn start(ctx: &Ctx, url: &str) -> anyhow::Result<LoadProcess> {
+        Self::start_in(ctx, url, None).await
+    }
+
+    /// [`LoadProcess::start`] inside the network namespace `netns` (a swarm node's), where
+    /// `url` is that node's loopback: the load generator only ever loads a loopback address.
+    pub async fn start_in(
+        ctx: &Ctx,
+        url: &str,
+        netns: Option<&str>,
+    ) -> anyhow::Result<LoadProcess> {
         let dir = tempfile::Builder::new()
             .prefix("davit-bench-load-")
             .tempdir()?;
         let out = dir.path().join("records.jsonl");
         let exe = std::env::current_exe().context("locating the davit-bench binary")?;
-        let mut cmd = tokio::process::Command::new(exe);
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = tokio::process::Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}")).arg(exe);
+                c
+            }
+            None => tokio::process::Command::new(exe),
+        };
         cmd.arg("load");
         if !ctx.idle_check {
             cmd.arg("--no-idle-check");
         }
-        let child = cmd
+        let mut child = cmd
             .args(["--url", url])
             .args(["--rate", &ctx.rate.to_string()])
             .args(["--connections", &ctx.connections.to_string()])
@@ -90,6 +107,11 @@ impl LoadProcess {
             .context("starting the load generator")?;
         // Let it connect and settle before anything changes.
         tokio::time::sleep(ctx.rest).await;
+        // A load generator that refused its target has exited by now: measuring switches
+        // without load would report nothing failed.
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("the load generator exited before any switch: {status}");
+        }
         Ok(LoadProcess {
             child,
             out,
@@ -501,7 +523,8 @@ pub async fn compose_down_up(ctx: &Ctx) -> anyhow::Result<Outcome> {
 /// davit's swarm strategy on a three-node swarm made on this machine ([`davit::swarm_lab`], as
 /// `davit demo --strategy swarm` makes it): deploy v2, then roll back (Swarm's own `docker
 /// service rollback`), each through the `davit` binary on the manager, under the same load sent
-/// to the manager's proxy (its host-mode port; HAProxy following the tasks over the overlay).
+/// to the manager's proxy (its host-mode port, from the manager's own loopback; HAProxy
+/// following the tasks over the overlay).
 /// davit's steps run in that other process, so a switch is decided when davit is called: the
 /// switch time includes the whole start-first rolling update of three replicas.
 pub async fn swarm(ctx: &Ctx) -> anyhow::Result<Outcome> {
@@ -541,7 +564,12 @@ pub async fn swarm(ctx: &Ctx) -> anyhow::Result<Outcome> {
         }
     };
     run_davit(&["deploy", "production", "--version", V1]).await?;
-    let load = LoadProcess::start(ctx, &format!("http://{}:{port}/", lab.nodes[0].addr)).await?;
+    let load = LoadProcess::start_in(
+        ctx,
+        &format!("http://127.0.0.1:{port}/"),
+        Some(&lab.nodes[0].name),
+    )
+    .await?;
     let mut switches = Vec::new();
     let run = async {
         for i in 0..ctx.baseline_cycles {
