@@ -130,3 +130,6 @@ fn only(mut reports: Vec<Report>) -> Report {
 
 #[cfg(test)]
 mod plan_tests;
+
+#[cfg(test)]
+mod strategy_plan_tests;
