@@ -19,36 +19,45 @@ struct Load {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicUsize>,
     failed: Arc<AtomicUsize>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Load {
     fn start(port: u16) -> Load {
+        Load::clients(port, 1)
+    }
+
+    /// `n` clients, each sending its next request when the last one is answered.
+    fn clients(port: u16, n: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
-        let (s, n, f) = (stop.clone(), sent.clone(), failed.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                n.fetch_add(1, Ordering::Relaxed);
-                if !get_ok(port) {
-                    f.fetch_add(1, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
+        let threads = (0..n)
+            .map(|_| {
+                let (s, n, f) = (stop.clone(), sent.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    while !s.load(Ordering::Relaxed) {
+                        n.fetch_add(1, Ordering::Relaxed);
+                        if !get_ok(port) {
+                            f.fetch_add(1, Ordering::Relaxed);
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                })
+            })
+            .collect();
         Load {
             stop,
             sent,
             failed,
-            thread: Some(thread),
+            threads,
         }
     }
 
     /// Stop and return (requests sent, requests failed).
     fn finish(mut self) -> (usize, usize) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             t.join().unwrap();
         }
         (
@@ -252,6 +261,37 @@ fn t42_killed_after_reload_before_the_ledger() {
     let (sent, failed) = load.finish();
     eprintln!("T42: {sent} requests, {failed} failed");
     assert_eq!(failed, 0, "requests failed under load");
+}
+
+/// T42, with requests in flight: killed right after `nginx -s reload`, the old nginx workers
+/// still finish requests on the color they served (here each takes 1.5 s) while the next run
+/// starts at once and plans its release into that color. It must wait for those workers to
+/// finish before it replaces the color (the failure T49 caught twice: 2 requests lost).
+#[test]
+fn t42_requests_in_flight_on_the_old_workers_finish() {
+    if !require_all(&["docker", "nginx"]) {
+        return;
+    }
+    let e = env("davit-test-t42", "t-t42s", &["v1", "v3"]);
+    demo_image("davit-test-t42", "slow", &[("FAULT_LATENCY_MS", "1500")]);
+    assert_eq!(deploy(&e, "v1").0, Some(0));
+    assert_eq!(deploy(&e, "slow").0, Some(0));
+    // Six clients, so requests are in flight on green whenever nginx reloads.
+    let load = Load::clients(e.sb.public, 6);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out) = davit(
+        &e.config,
+        &["deploy", "production", "--version", "v3"],
+        Some("reload nginx"),
+    );
+    assert_eq!(code, None, "the run was to be killed: {out}");
+    // At once: this release goes into green, where the old workers' requests still run.
+    let (code, out) = deploy(&e, "v1");
+    assert_eq!(code, Some(0), "{out}");
+    let (sent, failed) = load.finish();
+    eprintln!("T42 in flight: {sent} requests, {failed} failed\n{out}");
+    assert_eq!(serving(&e), "v1");
+    assert_eq!(failed, 0, "requests in flight on the old workers failed");
 }
 
 /// T43: the live site file edited by hand (a comment line on top), then truncated: reported

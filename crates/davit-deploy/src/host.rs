@@ -229,12 +229,18 @@ fn event_name(e: Event) -> &'static str {
     }
 }
 
-/// Ledger steps that failed become the warning they always were.
+/// Best-effort steps that failed become warnings: the ledger's as they always were, and a wait
+/// for nginx's old workers that ran out of time.
 fn record_warnings(tolerated: &[(usize, StepError)], warnings: &mut Vec<String>) {
     for (_, e) in tolerated {
-        let w = format!(
-            "could not record the release in the ledger (nothing partial was left in it): {e}"
-        );
+        let w = match e {
+            StepError::Unsettled(why) => format!(
+                "{why}: carried on; what they still held to the color that was then stopped or replaced was cut"
+            ),
+            _ => format!(
+                "could not record the release in the ledger (nothing partial was left in it): {e}"
+            ),
+        };
         if !warnings.contains(&w) {
             warnings.push(w);
         }
