@@ -136,6 +136,23 @@ fn deploy(e: &Env, version: &str) -> (Option<i32>, String) {
     )
 }
 
+/// The switch journal's records as `phase` or `phase: note`.
+fn journal(t: &Target) -> Vec<String> {
+    let path = davit_deploy::journal::path(t);
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let e: davit_deploy::journal::Entry = serde_json::from_str(l).unwrap();
+            let phase = serde_json::to_value(e.phase).unwrap();
+            match e.note {
+                Some(n) => format!("{}: {n}", phase.as_str().unwrap()),
+                None => format!("{} {}", phase.as_str().unwrap(), e.to.version),
+            }
+        })
+        .collect()
+}
+
 /// The version the ledger says is live.
 fn ledger_live(t: &Target) -> Option<String> {
     let text = std::fs::read_to_string(t.ledger_path()).unwrap_or_default();
@@ -200,6 +217,16 @@ fn t41_killed_between_rename_and_reload() {
     let (code, out) = deploy(&e, "v3");
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("but nginx serves blue"), "{out}");
+    // The write-ahead record of the killed switch: found, and reverted from what serves.
+    assert!(
+        out.contains("the switch to green (v2, release") && out.contains("cut short: reverted it"),
+        "{out}"
+    );
+    let j = journal(&e.t);
+    assert_eq!(j[..3], ["intent v1", "done v1", "intent v2"], "{j:#?}");
+    assert!(j[3].starts_with("found: a switch to green (v2"), "{j:#?}");
+    assert!(j[3].contains("did not take effect"), "{j:#?}");
+    assert_eq!(j[4..], ["intent v3", "done v3"], "{j:#?}");
     assert_eq!(serving(&e), "v3");
     // The deploy went into green (idle in truth), so blue, which served, was never removed.
     assert_eq!(
@@ -253,6 +280,12 @@ fn t42_killed_after_reload_before_the_ledger() {
     let (code, out) = deploy(&e, "v3");
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("recorded it now"), "{out}");
+    assert!(out.contains("cut short: finished it"), "{out}");
+    let j = journal(&e.t);
+    assert!(
+        j[3].starts_with("found: a switch to green (v2") && j[3].contains("it took effect"),
+        "{j:#?}"
+    );
     assert_eq!(
         ledger_events(&e.t),
         vec!["deployed:v1", "deployed:v2", "deployed:v3"]
@@ -351,7 +384,8 @@ fn planned_steps(t: &Target, deploy_version: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// T49: SIGKILL after every step of the blue-green deploy plan and of its rollback plan, each
+/// T49: SIGKILL after every step of the blue-green deploy plan and of both its rollback plans
+/// (re-create the previous release, switch back to the color still running it), each
 /// followed by a good deploy, a deploy that never gets healthy, and a rollback, under constant
 /// load. After each: 0 failed requests and a ledger whose live release is the one serving.
 #[test]
@@ -383,13 +417,33 @@ fn t49_sigkill_at_every_step_boundary() {
     assert_eq!(deploy(&e, "v2").0, Some(0));
     let mut tried = 0;
     let mut report = Vec::new();
-    for (kind, version) in [("deploy", Some("v3")), ("rollback", None)] {
-        let steps = planned_steps(&e.t, version);
-        for i in 0..steps.len() {
+    // The rollback after the never-healthy deploy finds its release's container gone (that
+    // deploy replaced it) and re-creates it; "switch back" first deploys once more, so the
+    // rollback switches back to the color that still runs the previous release.
+    for (kind, version) in [
+        ("deploy", Some("v3")),
+        ("rollback", None),
+        ("switch back", None),
+    ] {
+        for i in 0.. {
+            let load = Load::start(e.sb.public);
+            if kind == "switch back" {
+                let other = if serving(&e) == "v1" { "v2" } else { "v1" };
+                let (c, o) = deploy(&e, other);
+                assert_eq!(c, Some(0), "{kind}: setting up round {}: {o}", i + 1);
+            }
             // Re-plan from the state the previous round left; kill after its i-th step.
             let steps = planned_steps(&e.t, version);
-            let Some(step) = steps.get(i) else { break };
-            let load = Load::start(e.sb.public);
+            if kind == "switch back" {
+                assert!(
+                    steps.iter().any(|s| s.contains("must still be healthy")),
+                    "not a switch back: {steps:#?}"
+                );
+            }
+            let Some(step) = steps.get(i) else {
+                load.finish();
+                break;
+            };
             let args: Vec<&str> = match version {
                 Some(v) => vec!["deploy", "production", "--version", v],
                 None => vec!["rollback", "production"],

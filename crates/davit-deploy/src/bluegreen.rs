@@ -3,7 +3,8 @@
 //! the old color running so a rollback is one more switch.
 
 use crate::docker;
-use crate::nginx::{self, Files};
+use crate::journal::{self, Phase};
+use crate::nginx::{self, Files, LiveSite};
 use crate::target::{BluGreenPorts, Target, url_host};
 use crate::{NewRelease, Observed};
 use davit_core::{Cmd, FileBody, Plan, Probe, ProxyDrain, Step};
@@ -205,6 +206,28 @@ pub fn push_switch(
             Step::RemoveFile { path: files.site() },
         ]
     };
+    // Write-ahead: a run killed from here on leaves a record of where it was going, which the
+    // next run finishes or reverts from what serves (see [`journal`]).
+    let intent = journal::Entry::new(
+        Phase::Intent,
+        LiveSite {
+            color: color.to_string(),
+            release: release.to_string(),
+            version: version.to_string(),
+        },
+        obs.live.clone(),
+    );
+    plan.push_with_undo(
+        format!("write-ahead: record the switch to {color} ({version}) before making it"),
+        Step::AppendLine {
+            path: journal::path(t),
+            line: intent.line(),
+        },
+        vec![Step::AppendLine {
+            path: journal::path(t),
+            line: intent.with_phase(Phase::Reverted).line(),
+        }],
+    );
     plan.push_with_undo(
         "switch: rename the candidate over the live site file",
         Step::Rename {
@@ -229,6 +252,13 @@ pub fn push_switch(
     plan.push(
         format!("verify through the public path that {version} answers"),
         Step::WaitHttp(proxy_probe(t, p, version)),
+    );
+    plan.push_best_effort(
+        format!("record the switch to {color} ({version}) as done"),
+        Step::AppendLine {
+            path: journal::path(t),
+            line: intent.with_phase(Phase::Done).line(),
+        },
     );
 }
 

@@ -130,7 +130,7 @@ impl Files {
 }
 
 /// What the live site file says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LiveSite {
     pub color: String,
     pub release: String,
