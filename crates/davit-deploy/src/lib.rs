@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod health;
 mod hooks;
 mod host;
+pub mod journal;
 pub mod kubernetes;
 pub mod ledger;
 pub mod lock;
