@@ -308,6 +308,11 @@ pub enum Action {
     /// Take a database backup and verify it before migrations can run (no verified backup,
     /// no migration); `label` names what it is before.
     Backup { label: String },
+    /// The probe through the proxy on every swarm node that is ready when the step runs (the
+    /// probe's URL is the manager's own, on 127.0.0.1; each node's address replaces it). The
+    /// node list is read at run time because the nodes a failed update left reachable are only
+    /// known then.
+    ProbeSwarmNodes { probe: Probe },
 }
 
 impl Action {
@@ -319,6 +324,10 @@ impl Action {
             Action::Backup { label } => {
                 format!("back up the database ({label}) and verify the backup")
             }
+            Action::ProbeSwarmNodes { probe } => format!(
+                "on every ready swarm node (the manager at 127.0.0.1, the others at their swarm address): probe {}",
+                probe.render()
+            ),
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::{NewRelease, Options, Report, docker, pull};
 use async_trait::async_trait;
 use davit_config::PullPolicy;
 use davit_core::{Action, Exit, Failure, Plan, Step};
-use davit_exec::runner::{Actions, Cancel, NoActions, PlanError, StepError, run_plan_with};
+use davit_exec::runner::{Actions, Cancel, PlanError, StepError, run_plan_with};
 use davit_exec::{Executor, Observer};
 
 /// A deploy planned on one host, ready to run.
@@ -162,11 +162,19 @@ pub(crate) async fn run_deploy(
                 warnings,
             })
         }
-        // The backup refused: nothing changed, and the failure says why (T37, T38).
+        // The backup refused: nothing changed, and the failure says why (T37, T38). Other
+        // actions (a swarm's health gate through every node) fail like any step.
         Err(PlanError {
             cause: StepError::Action(f),
+            index,
             ..
-        }) => Err(f),
+        }) if matches!(
+            rest.steps[index - 1].step,
+            Step::Action(Action::Backup { .. })
+        ) =>
+        {
+            Err(f)
+        }
         Err(e) => {
             record.event = Event::Failed;
             record.reason = Some(e.to_string());
@@ -278,6 +286,7 @@ impl Actions for DeployActions<'_> {
             Action::Backup { label } => {
                 backup(exec, self.t, label, self.version, self.observer).await
             }
+            Action::ProbeSwarmNodes { probe } => crate::swarm::probe_nodes(exec, probe).await,
         }
     }
 }
@@ -402,7 +411,12 @@ pub(crate) async fn run_rollback(
         restored,
         mut warnings,
     } = r;
-    match run_plan_with(exec, &plan, observer, &opts.cancel, &NoActions).await {
+    let actions = DeployActions {
+        t,
+        version: &to.version,
+        observer,
+    };
+    match run_plan_with(exec, &plan, observer, &opts.cancel, &actions).await {
         Ok(tolerated) => {
             record_warnings(&plan, &tolerated, &mut warnings);
             Ok(Report {

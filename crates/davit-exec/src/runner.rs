@@ -483,6 +483,7 @@ mod tests {
             match action {
                 Action::Pull { .. } => Ok(()),
                 Action::Backup { .. } => Err(Failure::bad_input("no backup", "configure it")),
+                other => Err(Failure::infra(format!("not here: {}", other.render()))),
             }
         }
     }
