@@ -155,7 +155,7 @@ pub(crate) async fn run_deploy(
     let clock = crate::compose::ServedClock::new(observer);
     match run_plan_with(exec, &rest, &clock, &opts.cancel, &actions).await {
         Ok(tolerated) => {
-            record_warnings(&tolerated, &mut warnings);
+            record_warnings(&rest, &tolerated, &mut warnings);
             Ok(Report {
                 plan,
                 record: Some(record),
@@ -237,12 +237,25 @@ fn event_name(e: Event) -> &'static str {
     }
 }
 
-/// Ledger steps that failed become the warning they always were.
-fn record_warnings(tolerated: &[(usize, StepError)], warnings: &mut Vec<String>) {
-    for (_, e) in tolerated {
-        let w = format!(
-            "could not record the release in the ledger (nothing partial was left in it): {e}"
-        );
+/// Best-effort steps that failed become warnings: the ledger's as they always were, and a wait
+/// for nginx's old workers that ran out of time.
+fn record_warnings(plan: &Plan, tolerated: &[(usize, StepError)], warnings: &mut Vec<String>) {
+    for (i, e) in tolerated {
+        let journal = plan
+            .steps
+            .get(i - 1)
+            .is_some_and(|s| matches!(&s.step, Step::AppendLine { path, .. } if path.ends_with("switches.jsonl")));
+        let w = match e {
+            StepError::Unsettled(why) => format!(
+                "{why}: carried on; what they still held to the color that was then stopped or replaced was cut"
+            ),
+            _ if journal => format!(
+                "could not record the end of the switch in its journal (the next run reads what serves instead): {e}"
+            ),
+            _ => format!(
+                "could not record the release in the ledger (nothing partial was left in it): {e}"
+            ),
+        };
         if !warnings.contains(&w) {
             warnings.push(w);
         }
@@ -405,7 +418,7 @@ pub(crate) async fn run_rollback(
     };
     match run_plan_with(exec, &plan, observer, &opts.cancel, &actions).await {
         Ok(tolerated) => {
-            record_warnings(&tolerated, &mut warnings);
+            record_warnings(&plan, &tolerated, &mut warnings);
             Ok(Report {
                 plan,
                 record: Some(restored),

@@ -70,6 +70,9 @@ pub enum StepError {
     /// A health probe did not pass in time; the message says what it saw last.
     #[error("{0}")]
     Probe(String),
+    /// The host did not settle in time (nginx workers of an earlier configuration still busy).
+    #[error("{0}")]
+    Unsettled(String),
     /// A signal stopped the plan before this step.
     #[error("cancelled (SIGINT/SIGTERM) before this step; reverting")]
     Cancelled,
@@ -284,6 +287,11 @@ pub async fn run_step_with(
                 .await
                 .map(|_| ())
                 .map_err(StepError::Probe);
+        }
+        Step::WaitDrained(d) => {
+            return crate::drain::wait_drained(exec, d)
+                .await
+                .map_err(StepError::Unsettled);
         }
         // A container that never gets ready is, like a probe, a health verdict.
         Step::WaitReady(r) => {
