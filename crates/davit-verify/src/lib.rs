@@ -11,6 +11,8 @@
 
 mod notify;
 pub mod records;
+mod tail;
+pub mod traffic;
 mod verdict;
 mod watch;
 
@@ -263,6 +265,7 @@ pub async fn verify(
         analysis: None,
         infra_failure: false,
         held: false,
+        traffic: None,
     };
     let at = |s: Instant| s.elapsed().as_secs_f32();
 
@@ -351,6 +354,7 @@ pub async fn verify(
             }
             None => None,
         };
+        let mut traffic = watch::traffic_watch(t, obs.live.as_ref());
         watch(
             exec,
             t,
@@ -360,8 +364,22 @@ pub async fn verify(
             started,
             &mut verdict,
             analysis.as_mut(),
+            traffic.as_mut(),
         )
         .await;
+        if let Some(tw) = traffic {
+            let summary = tw.judge.into_summary();
+            if summary.decided.is_none() {
+                timeline.note(&format!("verify: traffic: {}", summary.describe()));
+                verdict.measurements.push(Measurement {
+                    at_secs: at(started),
+                    check: format!("traffic {}", summary.color),
+                    ok: true,
+                    detail: summary.describe(),
+                });
+            }
+            verdict.traffic = Some(summary);
+        }
         if let Some(mut a) = analysis {
             let v = if a.status() == davit_analysis::Status::Running {
                 a.finish()
