@@ -25,6 +25,8 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 run() { # variant keepalive_secs
   variant=$1 keepalive=$2
   dir=$(mktemp -d /tmp/davit-ka-XXXXXX)
+  # nginx's workers (an unprivileged user) stat the flag file: the folder must be searchable.
+  chmod 755 "$dir"
   mkdir -p "$dir/tmp"
   pub=$(port) blue=$(port) green=$(port)
   PORT=$blue APP_VERSION=blue "$app" >"$dir/blue.log" 2>&1 & bpid=$!
@@ -86,7 +88,7 @@ SITE
   secs=$(python3 -c "print(int($SWITCHES*$INTERVAL+3))")
   wrk -t2 -c"$CONNS" -d"${secs}s" --latency "http://127.0.0.1:$pub/" >"$dir/wrk.txt" 2>&1 & wpid=$!
   sleep 1
-  color=blue n=0
+  color=blue n=0 wrong=0
   while [ $n -lt "$SWITCHES" ]; do
     if [ $color = blue ]; then color=green; else color=blue; fi
     if [ "$variant" = flag ]; then
@@ -95,6 +97,9 @@ SITE
       site $color >"$dir/site.conf.new" && mv "$dir/site.conf.new" "$dir/site.conf"
       "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" -s reload
     fi
+    # The switch took: a fresh request is answered by the new color.
+    got=$(curl -s -D - -o /dev/null "http://127.0.0.1:$pub/" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-app-version" {print $2}')
+    [ "$got" = "$color" ] || wrong=$((wrong+1))
     n=$((n+1)); sleep "$INTERVAL"
   done
   wait $wpid || true
@@ -105,12 +110,12 @@ SITE
   errs=$(awk '/Socket errors/ {print}' "$dir/wrk.txt")
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$dir/wrk.txt")
   lat=$(awk '/^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print p50" / "p99}' "$dir/wrk.txt")
-  echo "| $variant | ${keepalive}s | $SWITCHES | ${reqs:-?} | ${non2xx:-0} | ${errs:-none} | $lat |"
+  echo "| $variant | ${keepalive}s | $SWITCHES | $wrong | ${reqs:-?} | ${non2xx:-0} | ${errs:-none} | $lat |"
   rm -rf "$dir"
 }
 
-echo "| switch | keepalive_timeout | switches | requests | non-2xx | socket errors | p50 / p99 |"
-echo "|---|---|---:|---:|---:|---|---:|"
+echo "| switch | keepalive_timeout | switches | switches not seen by the next request | requests | non-2xx | socket errors | p50 / p99 |"
+echo "|---|---|---:|---:|---:|---:|---|---:|"
 run reload 75
 run reload 0
 run flag 75

@@ -120,8 +120,14 @@ fn verify_judges_the_release_from_its_own_traffic() {
         stop.store(true, Ordering::Relaxed);
         assert!(verdict.healthy, "{verdict:#?}");
         let traffic = verdict.traffic.clone().expect("traffic judged");
-        assert!(traffic.decided.is_none() && traffic.failures > 0, "{traffic:?}");
-        assert!(traffic.judged > 0, "the load never filled a window: {traffic:?}");
+        assert!(
+            traffic.decided.is_none() && traffic.failures > 0,
+            "{traffic:?}"
+        );
+        assert!(
+            traffic.judged > 0,
+            "the load never filled a window: {traffic:?}"
+        );
 
         // 3. A quiet service (the probes only, and a few failed user requests) that goes bad:
         //    traffic has no say, the probes decide.
@@ -136,7 +142,10 @@ fn verify_judges_the_release_from_its_own_traffic() {
         assert!(reason.contains("failed probes in a row"), "{reason}");
         let traffic = verdict.traffic.clone().expect("traffic followed");
         assert!(traffic.decided.is_none(), "{traffic:?}");
-        assert!(traffic.describe().contains("the probes decided"), "{traffic:?}");
+        assert!(
+            traffic.describe().contains("the probes decided"),
+            "{traffic:?}"
+        );
         assert!(t0.elapsed() > Duration::from_secs(2));
         assert_eq!(verdict.rolled_back_to.as_deref(), Some("v3-some-errors"));
     });

@@ -205,10 +205,8 @@ async fn bench(a: RunArgs) -> anyhow::Result<()> {
         },
         verbose: a.verbose,
         noisy_watch_secs: a.noisy_watch_secs,
-        traffic_limits: davit_verify::traffic::Limits::from_config(
-            &davit_config::Verify::default(),
-        )
-        .describe(),
+        traffic_limits:
+            davit_verify::traffic::Limits::from_config(&davit_config::Verify::default()).describe(),
     };
     scenarios::prerequisites().await?;
     let mut machine = sandbox::Machine::describe();
@@ -222,7 +220,9 @@ async fn bench(a: RunArgs) -> anyhow::Result<()> {
         outcomes.push(scenarios::detection(&ctx).await?);
     }
     if wanted(Scenario::FalseRollbacks) {
-        outcomes.push(scenarios::false_rollbacks(&ctx, Duration::from_secs(ctx.noisy_watch_secs)).await?);
+        outcomes.push(
+            scenarios::false_rollbacks(&ctx, Duration::from_secs(ctx.noisy_watch_secs)).await?,
+        );
     }
     if wanted(Scenario::ComposeUp) {
         outcomes.push(scenarios::compose_up(&ctx).await?);

@@ -392,8 +392,7 @@ pub fn volume_mounts(t: &Target) -> Vec<(String, String)> {
 /// Whether a name can stand inside the quoted log format (davit's colors and release ids can).
 fn safe_in_format(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '+'))
 }
 

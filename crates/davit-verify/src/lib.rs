@@ -4,8 +4,9 @@
 //! the health check on the release's own port and through the public path, an optional smoke
 //! test, then a watch window in which the public path is probed every interval and, when
 //! `[analysis]` is configured, golden-signal metrics (error rate, p95 latency, request rate) are
-//! measured with Argo-Rollouts semantics (`davit-analysis`). A run of failed probes or a failed
-//! analysis decides: davit rolls back through the deploy library, which itself verifies the
+//! measured with Argo-Rollouts semantics (`davit-analysis`), while the live color's own traffic
+//! (every response the managed nginx sent) is judged over a sliding window ([`traffic`]). A run
+//! of failed probes, a failed analysis or a bad traffic window decides: davit rolls back through the deploy library, which itself verifies the
 //! restored release through the proxy, and the command exits 1 so the workflow shows red. The
 //! previous color keeps running for the whole window, so that rollback is one switch.
 

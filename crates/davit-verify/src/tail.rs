@@ -81,7 +81,10 @@ impl Tail {
         }
         let mut it = head.split_whitespace().map(str::parse::<u64>);
         let (Some(Ok(inode)), Some(Ok(size))) = (it.next(), it.next()) else {
-            return Err(format!("unexpected stat output for {}: {head}", self.path.display()));
+            return Err(format!(
+                "unexpected stat output for {}: {head}",
+                self.path.display()
+            ));
         };
         if !self.started {
             self.started = true;
@@ -140,7 +143,10 @@ mod tests {
         // The first poll learns where the file ends; a short file is read from its start.
         assert!(lines(&mut t).await.is_empty());
         assert_eq!(lines(&mut t).await, ["old 1", "old 2"]);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"a\nb").unwrap();
         assert_eq!(lines(&mut t).await, ["a"]);
         f.write_all(b"c\n").unwrap();

@@ -371,18 +371,25 @@ mod tests {
             assert!(matches!(w.push(i * 10, true), Judgement::Quiet(_)));
         }
         // The fifth request makes a window, and every one of them failed.
-        assert!(matches!(w.push(40, true), Judgement::Bad(f) if f.requests == 5 && f.failures == 5));
+        assert!(
+            matches!(w.push(40, true), Judgement::Bad(f) if f.requests == 5 && f.failures == 5)
+        );
     }
 
     #[test]
     fn the_ratio_decides_at_the_threshold_not_before() {
         let mut w = Window::new(limits(1000, 0.1, 10));
         for i in 0..18 {
-            assert!(matches!(w.push(i, false), Judgement::Quiet(_) | Judgement::Healthy(_)));
+            assert!(matches!(
+                w.push(i, false),
+                Judgement::Quiet(_) | Judgement::Healthy(_)
+            ));
         }
         // 1 of 19 (5 %): healthy; 2 of 20 (10 %): bad, the ratio is inclusive.
         assert!(matches!(w.push(18, true), Judgement::Healthy(f) if f.failures == 1));
-        assert!(matches!(w.push(19, true), Judgement::Bad(f) if f.failures == 2 && f.requests == 20));
+        assert!(
+            matches!(w.push(19, true), Judgement::Bad(f) if f.failures == 2 && f.requests == 20)
+        );
     }
 
     #[test]
@@ -392,7 +399,9 @@ mod tests {
             w.push(i, true);
         }
         // 1 s later the four failures are gone: one success alone is quiet again.
-        assert!(matches!(w.push(1003, false), Judgement::Quiet(f) if f.requests == 1 && f.failures == 0));
+        assert!(
+            matches!(w.push(1003, false), Judgement::Quiet(f) if f.requests == 1 && f.failures == 0)
+        );
         // Exactly at the window's edge an entry is out: (t + window) <= now.
         let mut w = Window::new(limits(100, 0.5, 1));
         w.push(0, true);
@@ -405,7 +414,9 @@ mod tests {
         let mut w = Window::new(limits(1000, 0.5, 3));
         w.push(5000, true);
         w.push(4990, true);
-        assert!(matches!(w.push(4995, false), Judgement::Bad(f) if f.requests == 3 && f.at_ms == 5000));
+        assert!(
+            matches!(w.push(4995, false), Judgement::Bad(f) if f.requests == 3 && f.at_ms == 5000)
+        );
     }
 
     #[test]
@@ -441,7 +452,10 @@ mod tests {
         assert_eq!((f.failures, f.requests), (20, 200));
         let s = j.summary();
         assert_eq!(s.first_failure_to_decision_secs, Some(0.095));
-        assert!(j.reason(&f).contains("20 of 200 requests to green failed (10 %)"));
+        assert!(
+            j.reason(&f)
+                .contains("20 of 200 requests to green failed (10 %)")
+        );
         // Nothing more is judged after the decision.
         assert_eq!(j.line(&line(2_000_000, 500, "r2")), None);
     }

@@ -1,13 +1,14 @@
-//! The watch window: the public path probed every interval, a run of failures deciding, and
-//! the metric analysis ticked on its own interval beside it.
+//! The watch window: the public path probed every interval, a run of failures deciding, the
+//! metric analysis ticked on its own interval beside it, and the live color's own traffic
+//! followed beside both ([`crate::traffic`]): whichever finds the release bad first decides.
 
+use crate::tail::{Poll, Tail};
 use crate::traffic::{Figures, Judge, Limits};
 use crate::{Measurement, Verdict, VerifyOptions, proxy_recovered};
 use davit_core::Probe;
 use davit_deploy::Target;
 use davit_exec::runner::check_response;
 use davit_exec::{Executor, Timeline};
-use crate::tail::{Poll, Tail};
 use std::time::{Duration, Instant};
 
 /// How often the traffic log is read: a tenth of a second adds at most that to a detection.
@@ -39,7 +40,9 @@ async fn follow(exec: &dyn Executor, tw: &mut TrafficWatch) -> Figures {
                     tw.judge.note("no traffic log yet (the proxy's configuration predates it until the next deploy)".into());
                 }
             }
-            Err(e) => tw.judge.note(format!("the traffic log could not be read: {e}")),
+            Err(e) => tw
+                .judge
+                .note(format!("the traffic log could not be read: {e}")),
         }
         tokio::time::sleep(TRAFFIC_POLL).await;
     }
@@ -94,7 +97,12 @@ pub(crate) fn traffic_watch(
     live: Option<&davit_deploy::nginx::LiveSite>,
 ) -> Option<TrafficWatch> {
     let live = live?;
-    if !t.verify.traffic || !matches!(t.strategy, davit_deploy::target::StrategySettings::BlueGreen(_)) {
+    if !t.verify.traffic
+        || !matches!(
+            t.strategy,
+            davit_deploy::target::StrategySettings::BlueGreen(_)
+        )
+    {
         return None;
     }
     let limits = Limits::from_config(&t.verify);

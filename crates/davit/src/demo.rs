@@ -140,7 +140,9 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
     if let Some(t) = verdict.traffic.as_ref().filter(|t| t.decided.is_some()) {
         println!("  {}", t.describe());
         if let Some(secs) = t.first_failure_to_decision_secs {
-            println!("  detection: {secs:.2}s from the first failed request in the window to the decision");
+            println!(
+                "  detection: {secs:.2}s from the first failed request in the window to the decision"
+            );
         }
     }
     if let Some(a) = &verdict.analysis {
