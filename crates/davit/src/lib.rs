@@ -8,7 +8,9 @@
 pub mod cli;
 pub mod commands;
 pub mod demo;
+pub mod demo_swarm;
 pub mod services;
+pub mod swarm_lab;
 
 use davit_core::{Exit, Failure};
 
