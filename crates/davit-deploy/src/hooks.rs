@@ -11,6 +11,10 @@ use davit_config::HookPlace;
 use davit_core::{Cmd, FileBody, Plan, Secret, Step};
 use std::time::Duration;
 
+/// How every pre-deploy hook step's summary starts: a failed step is known as a migration hook
+/// by it (see `migration_report`).
+pub(crate) const PRE_DEPLOY: &str = "pre-deploy hook ";
+
 /// The release folder, its 0600 env file, and pre-deploy hooks (which run before any switch).
 pub(crate) fn push_env_and_pre_hooks(
     plan: &mut Plan,
@@ -41,7 +45,7 @@ pub(crate) fn push_env_and_pre_hooks(
     );
     for (i, h) in t.pre_deploy.iter().enumerate() {
         plan.push(
-            format!("pre-deploy hook {}: {}", i + 1, h.run.join(" ")),
+            format!("{PRE_DEPLOY}{}: {}", i + 1, h.run.join(" ")),
             Step::Exec(hook_cmd(t, rel, h)),
         );
     }

@@ -8,10 +8,11 @@
 //! can prepare every host before the first one changes.
 
 use crate::ledger::{self, Event, Record};
+use crate::migration_report::MigrationFailure;
 use crate::observe::Observed;
 use crate::strategy::{self, Rollback};
 use crate::target::Target;
-use crate::{NewRelease, Options, Report, docker, pull};
+use crate::{NewRelease, Options, Report, docker, hooks, pull};
 use async_trait::async_trait;
 use davit_config::PullPolicy;
 use davit_core::{Action, Exit, Failure, Plan, Step};
@@ -72,6 +73,7 @@ pub(crate) async fn plan_deploy(
             t,
             version,
             observer,
+            backup_taken: Default::default(),
         };
         run_plan_with(exec, &plan, observer, &Cancel::new(), &actions)
             .await
@@ -151,6 +153,7 @@ pub(crate) async fn run_deploy(
         t,
         version: &rel.version,
         observer,
+        backup_taken: Default::default(),
     };
     let clock = crate::compose::ServedClock::new(observer);
     match run_plan_with(exec, &rest, &clock, &opts.cancel, &actions).await {
@@ -168,8 +171,13 @@ pub(crate) async fn run_deploy(
             ..
         }) => Err(f),
         Err(e) => {
+            let migration = migration_failure(&e);
+            let what = migration.as_ref().map(|m| m.summary());
             record.event = Event::Failed;
-            record.reason = Some(e.to_string());
+            record.reason = Some(match &what {
+                Some(m) => format!("{m}: {e}"),
+                None => e.to_string(),
+            });
             record.at = ledger::now();
             append(exec, t, &record, &mut warnings).await;
             // A failed check (a health gate, Swarm reverting the update) rejects the release.
@@ -182,13 +190,17 @@ pub(crate) async fn run_deploy(
                 Failure::new(
                     exit,
                     format!(
-                        "deploy of {} to {} failed; {}: {e}",
+                        "deploy of {} to {} failed; {}: {e}{}",
                         rel.version,
                         t.environment,
-                        clock.aftermath(previous_live)
+                        clock.aftermath(previous_live),
+                        what.map(|m| format!("\n{m}")).unwrap_or_default()
                     ),
                 )
-                .with_hint(hint_for(t, &rest, &e)),
+                .with_hint(match &migration {
+                    Some(m) => migration_hint(t, m, actions.backup_taken()),
+                    None => hint_for(t, &rest, &e),
+                }),
                 &warnings,
             ))
         }
@@ -255,6 +267,14 @@ struct DeployActions<'a> {
     version: &'a str,
     /// Where the backup says which dump it took and verified.
     observer: &'a dyn Observer,
+    /// The id of the verified backup this deploy took, for a failed migration's report.
+    backup_taken: std::sync::Mutex<Option<String>>,
+}
+
+impl DeployActions<'_> {
+    fn backup_taken(&self) -> Option<String> {
+        self.backup_taken.lock().map(|b| b.clone()).unwrap_or(None)
+    }
 }
 
 #[async_trait]
@@ -263,10 +283,49 @@ impl Actions for DeployActions<'_> {
         match action {
             Action::Pull { image } => pull::pull(exec, image).await,
             Action::Backup { label } => {
-                backup(exec, self.t, label, self.version, self.observer).await
+                let id = backup(exec, self.t, label, self.version, self.observer).await?;
+                if let Ok(mut b) = self.backup_taken.lock() {
+                    *b = id;
+                }
+                Ok(())
             }
         }
     }
+}
+
+/// The migration a failed pre-deploy hook was applying, when its output says (T51).
+fn migration_failure(e: &PlanError) -> Option<MigrationFailure> {
+    if !e.summary.starts_with(hooks::PRE_DEPLOY) {
+        return None;
+    }
+    crate::migration_report::failed_migration(
+        e.cause.stdout().unwrap_or_default(),
+        e.cause.stderr().unwrap_or_default(),
+    )
+}
+
+/// What to do after a migration failed half-way: the web was never switched, but the
+/// migrations before the failed one changed the schema it runs on.
+fn migration_hint(t: &Target, m: &MigrationFailure, backup: Option<String>) -> String {
+    let mut h = String::from(
+        "the previous release keeps serving and was never switched; fix the failed migration and deploy again",
+    );
+    if !m.applied.is_empty() {
+        h.push_str(
+            "; the migrations applied before it stay applied: check the previous release works with them",
+        );
+    }
+    match backup {
+        Some(id) => h.push_str(&format!(
+            "; the verified backup {id} was taken before any migration ran: `davit backup restore {} {id} --database <name>` restores it",
+            t.environment
+        )),
+        None if t.backup.is_none() => h.push_str(
+            "; no backup was taken (add [environments.<env>.backup] so one is taken before migrations)",
+        ),
+        None => {}
+    }
+    h
 }
 
 /// A rollback planned on one host, ready to run.
@@ -439,9 +498,9 @@ async fn backup(
     label: &str,
     version: &str,
     observer: &dyn Observer,
-) -> Result<(), Failure> {
+) -> Result<Option<String>, Failure> {
     let Some(settings) = &t.backup else {
-        return Ok(());
+        return Ok(None);
     };
     let spec = settings
         .spec(|k| std::env::var(k).ok())
@@ -473,7 +532,7 @@ async fn backup(
             manifest.id, manifest.size
         ),
     });
-    Ok(())
+    Ok(Some(manifest.id))
 }
 
 /// Every program the plan runs must exist, checked once, all missing named together.

@@ -19,6 +19,7 @@ mod host;
 pub mod kubernetes;
 pub mod ledger;
 pub mod lock;
+pub mod migration_report;
 pub mod nginx;
 pub mod observe;
 pub mod processes;
