@@ -108,8 +108,8 @@ fn alembic(text: &str) -> Option<MigrationFailure> {
     }
     let last = text
         .lines()
-        .filter_map(|l| l.split_once("Running upgrade ").map(|(_, r)| r))
-        .last()?;
+        .rev()
+        .find_map(|l| l.split_once("Running upgrade ").map(|(_, r)| r))?;
     let step = last.split_once(',').map_or(last, |(s, _)| s).trim();
     let target = step.rsplit_once("->").map_or(step, |(_, t)| t).trim();
     let comment = last.split_once(',').map(|(_, c)| c.trim());
