@@ -34,6 +34,8 @@ pub(crate) struct Deploy {
     pub warnings: Vec<String>,
     /// A release was live before: what a failed compose deploy's undo goes back to.
     pub previous_live: bool,
+    /// The process containers before the deploy (a singleton's gap is measured against them).
+    pub procs: Option<crate::processes::ProcObserved>,
 }
 
 /// Get the host ready for `version` and plan the deploy from `obs`. The preparation (pulling
@@ -51,6 +53,7 @@ pub(crate) async fn plan_deploy(
 ) -> Result<Deploy, Failure> {
     let dry_run = opts.dry_run;
     let s = strategy::pick(&t.strategy);
+    strategy::check_processes(&*s, t)?;
     let image = t.image_for(version);
     let mut warnings = obs.ledger_warnings();
     if !dry_run {
@@ -113,6 +116,11 @@ pub(crate) async fn plan_deploy(
         actor: t.actor.clone(),
         reason: None,
         approval: opts.approval.clone(),
+        processes: t
+            .processes
+            .as_ref()
+            .map(ledger::ProcessRecord::of)
+            .unwrap_or_default(),
     };
     push_records(&mut plan, t, std::slice::from_ref(&record));
     if !dry_run {
@@ -125,6 +133,7 @@ pub(crate) async fn plan_deploy(
         record,
         warnings,
         previous_live: ledger::live(&obs.ledger).is_some(),
+        procs: obs.procs.clone(),
     })
 }
 
@@ -144,6 +153,7 @@ pub(crate) async fn run_deploy(
         mut record,
         mut warnings,
         previous_live,
+        procs,
     } = d;
     let rest = Plan {
         title: plan.title.clone(),
@@ -159,6 +169,7 @@ pub(crate) async fn run_deploy(
     match run_plan_with(exec, &rest, &clock, &opts.cancel, &actions).await {
         Ok(tolerated) => {
             record_warnings(&tolerated, &mut warnings);
+            crate::processes::report_gaps(exec, t, &rel, procs.as_ref(), observer).await;
             Ok(Report {
                 plan,
                 record: Some(record),
@@ -337,6 +348,8 @@ pub(crate) struct Restore {
     /// The record the plan appends when the rollback succeeds.
     pub restored: Record,
     pub warnings: Vec<String>,
+    /// The process containers before the rollback (see [`Deploy::procs`]).
+    pub procs: Option<crate::processes::ProcObserved>,
 }
 
 /// Plan a rollback from `obs` to the previous good release, or to `to_version`: the strategy's
@@ -391,9 +404,9 @@ pub(crate) async fn plan_rollback(
         live: live.as_ref(),
         dry_run,
     };
-    let (mut plan, color) = strategy::pick(&t.strategy)
-        .plan_rollback(exec, t, &rb, obs, &mut warnings)
-        .await?;
+    let s = strategy::pick(&t.strategy);
+    strategy::check_processes(&*s, t)?;
+    let (mut plan, color) = s.plan_rollback(exec, t, &rb, obs, &mut warnings).await?;
     if !dry_run {
         preflight(exec, &plan).await?;
     }
@@ -405,6 +418,10 @@ pub(crate) async fn plan_rollback(
     if color.is_some() {
         restored.color = color;
     }
+    // The processes started again are the config's, as the plan ran them.
+    if let Some(set) = &t.processes {
+        restored.processes = ledger::ProcessRecord::of(set);
+    }
     records.push(restored.clone());
     push_records(&mut plan, t, &records);
     Ok(Restore {
@@ -412,6 +429,7 @@ pub(crate) async fn plan_rollback(
         to,
         restored,
         warnings,
+        procs: obs.procs.clone(),
     })
 }
 
@@ -447,10 +465,17 @@ pub(crate) async fn run_rollback(
         to,
         restored,
         mut warnings,
+        procs,
     } = r;
     match run_plan_with(exec, &plan, observer, &opts.cancel, &NoActions).await {
         Ok(tolerated) => {
             record_warnings(&tolerated, &mut warnings);
+            let rel = NewRelease {
+                id: to.id.clone(),
+                version: to.version.clone(),
+                image: to.image.clone(),
+            };
+            crate::processes::report_gaps(exec, t, &rel, procs.as_ref(), observer).await;
             Ok(Report {
                 plan,
                 record: Some(restored),

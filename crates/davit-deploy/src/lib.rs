@@ -37,7 +37,7 @@ use davit_exec::{Executor, Observer};
 use ledger::Record;
 use std::path::PathBuf;
 
-pub(crate) use hooks::{push_env_and_pre_hooks, push_post_hooks};
+pub(crate) use hooks::{push_env, push_env_and_pre_hooks, push_post_hooks, push_pre_hooks};
 pub use observe::{Observed, Seen, observe};
 pub use target::Target;
 

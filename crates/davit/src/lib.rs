@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod services;
+pub mod status;
 
 use davit_core::{Exit, Failure};
 
@@ -28,6 +29,7 @@ pub async fn run(cli: cli::Cli) -> Result<Exit, Failure> {
         Backup(a) => commands::backup(&cli.global, a).await,
         Demo(a) => demo::run(a).await,
         Services(a) => services::run(&cli.global, a).await,
+        Status(a) => status::run(&cli.global, a).await,
     }
 }
 
@@ -48,6 +50,6 @@ fn privileged(command: &cli::Command) -> Option<&'static str> {
         Services(a) if matches!(a.action, ServicesAction::Up { dry_run: false, .. }) => {
             Some("start services")
         }
-        Deploy(_) | Rollback(_) | Lock(_) | Releases(_) | Demo(_) | Services(_) => None,
+        Deploy(_) | Rollback(_) | Lock(_) | Releases(_) | Demo(_) | Services(_) | Status(_) => None,
     }
 }
