@@ -50,6 +50,11 @@ pub struct StackOutcome {
     pub deploy_secs: Vec<f64>,
     /// Wall time of each rollback v2 -> v1 until v1 answered.
     pub rollback_secs: Vec<f64>,
+    /// From each deploy's start to the first load request v2 answered: when the web moved, which
+    /// can be long before the command returns (it also waits for the other processes).
+    pub deploy_web_secs: Vec<f64>,
+    /// The same for each rollback and v1.
+    pub rollback_web_secs: Vec<f64>,
     pub requests: usize,
     pub failed_requests: usize,
     /// Failed requests in each cycle (deploy then rollback).
@@ -154,14 +159,17 @@ async fn side(a: &StackArgs, s: &mut dyn Stack) -> anyhow::Result<StackOutcome> 
     let mut deploy_secs = Vec::new();
     let mut rollback_secs = Vec::new();
     let mut cycle_starts = Vec::new();
+    let mut steps: Vec<(u64, &str)> = Vec::new();
     let run = (|| {
         for i in 0..a.cycles {
             cycle_starts.push(now_us());
+            steps.push((now_us(), V2));
             let t = Instant::now();
             s.deploy(V2)?;
             wait_version(s.port(), V2)?;
             deploy_secs.push(t.elapsed().as_secs_f64());
             std::thread::sleep(ctx.rest);
+            steps.push((now_us(), V1));
             let t = Instant::now();
             s.rollback(V1)?;
             wait_version(s.port(), V1)?;
@@ -179,11 +187,22 @@ async fn side(a: &StackArgs, s: &mut dyn Stack) -> anyhow::Result<StackOutcome> 
         s.name()
     );
     let (lost, twice, drain_secs) = drain(s.port())?;
+    let web = web_moved(&records, &steps);
+    let pick = |v: &str| -> Vec<f64> {
+        steps
+            .iter()
+            .zip(&web)
+            .filter(|((_, to), _)| *to == v)
+            .filter_map(|(_, w)| *w)
+            .collect()
+    };
     Ok(StackOutcome {
         name: s.name(),
         cycles: a.cycles,
         deploy_secs,
         rollback_secs,
+        deploy_web_secs: pick(V2),
+        rollback_web_secs: pick(V1),
         requests: records.len(),
         failed_requests: records.iter().filter(|r| !r.ok()).count(),
         failed_per_cycle: per_cycle(&records, &cycle_starts),
@@ -227,6 +246,22 @@ fn per_cycle(records: &[Record], starts: &[u64]) -> Vec<usize> {
         }
     }
     out
+}
+
+/// For each step (start, version it moves to): seconds until the load first got a 2xx from
+/// that version.
+fn web_moved(records: &[Record], steps: &[(u64, &str)]) -> Vec<Option<f64>> {
+    steps
+        .iter()
+        .map(|&(start, to)| {
+            records
+                .iter()
+                .filter(|r| r.due_us >= start && r.ok() && r.version.as_deref() == Some(to))
+                .map(|r| r.done_us())
+                .min()
+                .map(|t| (t - start) as f64 / 1e6)
+        })
+        .collect()
 }
 
 /// How the failed requests failed: the HTTP status, or the connection error.
@@ -591,15 +626,17 @@ pub fn markdown(outcomes: &[StackOutcome], a: &StackArgs) -> String {
         a.connections,
         a.task_every.as_millis()
     );
-    s.push_str("| how | deploy (median / max) | rollback (median / max) | failed requests (total / worst cycle) | tasks enqueued | enqueues failed | tasks lost | ran twice | queue drained after |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| how | deploy: web moved / command done (median) | rollback: web moved / command done (median) | deploy max | rollback max | failed requests (total / worst cycle) | tasks enqueued | enqueues failed | tasks lost | ran twice | queue drained after |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for o in outcomes {
         s.push_str(&format!(
-            "| {} | {} / {} | {} / {} | {} of {} / {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} / {} | {} / {} | {} | {} | {} of {} / {} | {} | {} | {} | {} | {} |\n",
             o.name,
+            secs(median(&o.deploy_web_secs)),
             secs(median(&o.deploy_secs)),
-            secs(max(&o.deploy_secs)),
+            secs(median(&o.rollback_web_secs)),
             secs(median(&o.rollback_secs)),
+            secs(max(&o.deploy_secs)),
             secs(max(&o.rollback_secs)),
             o.failed_requests,
             o.requests,
@@ -653,6 +690,18 @@ mod tests {
             rec(30, 503),
         ];
         assert_eq!(per_cycle(&r, &[10, 20]), vec![1, 2]);
+    }
+
+    #[test]
+    fn the_web_moved_at_the_first_answer_from_the_new_version() {
+        let mut a = rec(10, 200);
+        a.version = Some("v1".into());
+        let mut b = rec(20, 200);
+        b.version = Some("v2".into());
+        let mut c = rec(30, 200);
+        c.version = Some("v2".into());
+        let out = web_moved(&[a, b, c], &[(15, "v2"), (25, "v1")]);
+        assert_eq!(out, vec![Some(6.0 / 1e6), None]);
     }
 
     #[test]
