@@ -45,7 +45,10 @@ pub struct StackArgs {
 #[derive(Debug, Clone, Serialize)]
 pub struct StackOutcome {
     pub name: String,
+    /// Cycles completed.
     pub cycles: u32,
+    /// Why the cycles stopped early (the failed command's last line), if they did.
+    pub stopped: Option<String>,
     /// Wall time of each deploy v1 -> v2 until v2 answered.
     pub deploy_secs: Vec<f64>,
     /// Wall time of each rollback v2 -> v1 until v1 answered.
@@ -181,7 +184,21 @@ async fn side(a: &StackArgs, s: &mut dyn Stack) -> anyhow::Result<StackOutcome> 
     })();
     let (enqueued, enqueue_failed) = tasks.stop();
     let records = load.finish(&ctx, &format!("stack-{}", s.name())).await?;
-    run?;
+    // A step that failed ends this side's cycles but not its figures: what was lost up to then,
+    // and the queue drained, are still measured (a refused deploy is a result too).
+    let stopped = run.err().map(|e| {
+        let text = e.to_string();
+        eprintln!("davit-bench stack: {}: stopped: {text}", s.name());
+        // The command's own verdict (`error: ...`), else the first line.
+        text.lines()
+            .rev()
+            .find(|l| l.starts_with("error: "))
+            .or_else(|| text.lines().next())
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect::<String>()
+    });
     eprintln!(
         "davit-bench stack: {}: waiting for the queue to drain",
         s.name()
@@ -198,7 +215,8 @@ async fn side(a: &StackArgs, s: &mut dyn Stack) -> anyhow::Result<StackOutcome> 
     };
     Ok(StackOutcome {
         name: s.name(),
-        cycles: a.cycles,
+        cycles: deploy_secs.len().min(rollback_secs.len()) as u32,
+        stopped,
         deploy_secs,
         rollback_secs,
         deploy_web_secs: pick(V2),
@@ -647,6 +665,14 @@ pub fn markdown(outcomes: &[StackOutcome], a: &StackArgs) -> String {
             o.tasks_ran_twice,
             secs(Some(o.drain_secs)),
         ));
+    }
+    for o in outcomes {
+        if let Some(why) = &o.stopped {
+            s.push_str(&format!(
+                "\n{} stopped after {} of {} cycles: {why}",
+                o.name, o.cycles, a.cycles
+            ));
+        }
     }
     for o in outcomes.iter().filter(|o| !o.failed_by.is_empty()) {
         let kinds: Vec<String> = o
