@@ -8,6 +8,10 @@
 //! computed afterwards from every request's record and are printed as the markdown table that
 //! docs/BENCHMARKS.md publishes. Nothing here asserts a timing: the numbers are reported, and
 //! the reader compares them with the targets.
+//!
+//! `davit-bench stack` does the same for a whole application (the Django + Celery example: web,
+//! worker, beat, PostgreSQL, Redis), where losing a queued task counts as much as failing a
+//! request (see `stack.rs`).
 
 mod load;
 mod report;
