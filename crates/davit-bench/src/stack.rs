@@ -624,7 +624,12 @@ impl Drop for ComposeStack {
 fn median(v: &[f64]) -> Option<f64> {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    s.get(s.len() / 2).copied()
+    let n = s.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(s[n / 2]),
+        _ => Some((s[n / 2 - 1] + s[n / 2]) / 2.0),
+    }
 }
 
 fn max(v: &[f64]) -> Option<f64> {
@@ -734,6 +739,7 @@ mod tests {
     fn median_and_max_of_the_times() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(max(&[3.0, 1.0, 2.0]), Some(3.0));
+        assert_eq!(median(&[1.0, 2.0]), Some(1.5));
         assert_eq!(median(&[]), None);
     }
 }
