@@ -7,6 +7,8 @@
 //! colors) sees the 5xx ratio, and davit rolls back to v2. The health probe alone would have kept
 //! v3. Everything goes through the same library calls `davit deploy` and `davit verify` use, so
 //! the demo is an honest preview, not a simulation.
+//!
+//! `--strategy swarm` tells the same story on a multi-node swarm instead ([`crate::demo_swarm`]).
 
 use crate::cli::DemoArgs;
 use davit_config::Config;
@@ -23,6 +25,9 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
     let exec = Local::new();
     let tl = Timeline::default();
     let dir = absolute(&a.dir);
+    if a.strategy == crate::cli::DemoStrategy::Swarm {
+        return crate::demo_swarm::run(&a, &crate::demo_swarm::folder(&dir), &tl).await;
+    }
     prerequisites(&exec).await?;
     teardown(&exec, &dir).await;
     if a.down {
@@ -165,7 +170,7 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
     Ok(Exit::Ok)
 }
 
-fn section(tl: &Timeline, title: &str) {
+pub(crate) fn section(tl: &Timeline, title: &str) {
     tl.note(&format!("── {title} ──"));
 }
 
