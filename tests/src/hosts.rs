@@ -694,8 +694,9 @@ fn processes() -> Vec<Proc> {
     out
 }
 
-/// Why simulated hosts cannot run here, if they cannot.
-fn unavailable() -> Option<String> {
+/// Why simulated hosts (or the swarm demo's nodes, made the same way) cannot run here, if
+/// they cannot.
+pub fn unavailable() -> Option<String> {
     match std::fs::metadata("/proc/self") {
         Ok(m) if m.uid() == 0 => {}
         _ => return Some("simulated hosts need root (namespaces, mounts, sshd)".into()),

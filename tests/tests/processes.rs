@@ -435,9 +435,11 @@ fn t50_every_process_moves_as_one_release_through_the_cli() {
     // A release rolled back by a person.
     let (ok, out) = w.davit(&["deploy", "production", "--version", "v3"]);
     assert!(ok, "{out}");
+    assert!(out.contains("celery-beat was not running for"), "{out}");
     w.all_on("v3");
     let (ok, out) = w.davit(&["rollback", "production", "--reason", "t50"]);
     assert!(ok, "{out}");
+    assert!(out.contains("celery-beat was not running for"), "{out}");
     assert!(
         !out.contains("migrate"),
         "a rollback ran the migration: {out}"
@@ -475,32 +477,38 @@ fn t50_every_process_moves_as_one_release_through_the_cli() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    // The singleton never ran twice at once: ordered by when they fired, the ticks come from
-    // one beat after the other in the order they were started (two at once would interleave),
-    // and one beat never fired twice within its interval (1 s). A new beat fires at once when it
-    // starts (its schedule state is its own), so ticks of two beats may be closer than that.
+    // The singleton never ran twice at once. Docker's own timestamps said so at each move (the
+    // gap notes above); the app's side: ordered by when beat sent them, the ticks come from one
+    // beat after the other in the order they were started (two at once would interleave), and
+    // no beat sent more ticks than its interval (1 s) allows over its span (two at once would
+    // send twice as many). Single spacings are not compared: on a loaded machine a send can be
+    // late and the next one on time.
     let ticks = json(public, "/ticks");
     let list = ticks["ticks"].as_array().unwrap();
     assert!(list.len() > 20, "{ticks}");
-    let mut runs: Vec<(String, f64)> = Vec::new();
+    // (beat, first sent, last sent, ticks)
+    let mut runs: Vec<(String, f64, f64, u32)> = Vec::new();
     for t in list {
         let (beat, at) = (
             t["beat_version"].as_str().unwrap().to_string(),
             t["sent_at"].as_f64().unwrap(),
         );
         match runs.last_mut() {
-            Some((b, last)) if *b == beat => {
-                assert!(
-                    at - *last > 0.5,
-                    "{beat} fired twice {:.3}s apart",
-                    at - *last
-                );
+            Some((b, _, last, n)) if *b == beat => {
                 *last = at;
+                *n += 1;
             }
-            _ => runs.push((beat, at)),
+            _ => runs.push((beat, at, at, 1)),
         }
     }
-    let order: Vec<&str> = runs.iter().map(|(b, _)| b.as_str()).collect();
+    for (beat, first, last, n) in &runs {
+        assert!(
+            f64::from(*n) <= (last - first) + 3.0,
+            "{beat} sent {n} ticks in {:.1}s: more than one scheduler at once",
+            last - first
+        );
+    }
+    let order: Vec<&str> = runs.iter().map(|(b, ..)| b.as_str()).collect();
     let started = ["v1", "v2", "broken", "v2", "v3", "v2", "v4", "v2"];
     let mut rest = started.iter();
     assert!(

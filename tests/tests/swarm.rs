@@ -22,6 +22,9 @@ use tokio::net::TcpStream;
 const KEY_ENV: &str = "DAVIT_TEST_SSH_KEY";
 const KH_ENV: &str = "DAVIT_TEST_KNOWN_HOSTS";
 const PORT: u16 = 18080;
+/// The value of the app's one secret (`secret_env`), given to davit in its environment as a
+/// workflow would; T33 looks for it where it must not be.
+const CANARY: &str = "canary-swarm-8c41d7e2f5";
 
 /// A three-node swarm with the demo images loaded and a davit.toml whose production
 /// environment is the swarm strategy on it.
@@ -65,6 +68,7 @@ impl Swarm {
 [app]
 name = "{app}"
 port = 8000
+secret_env = ["DB_PASSWORD"]
 [image]
 name = "{repo}"
 pull = "never"
@@ -107,6 +111,7 @@ health_cmd = ["/davit-demo-app", "health"]
             .args(["--config", &self.config()])
             .env(KEY_ENV, &self.hosts.client_key)
             .env(KH_ENV, &self.hosts.known_hosts)
+            .env("DB_PASSWORD", CANARY)
             .env_remove("GITHUB_TOKEN");
         c
     }
@@ -430,8 +435,9 @@ fn swarm_one_then_three_replicas_over_three_nodes_update_and_rollback_under_load
 
 /// T33: a release whose tasks exit at once. Swarm rolls the update back by itself; davit must
 /// report a failure (exit 1, naming the rollback), record it, and v1 keeps serving on every
-/// node. Also: `--dry-run` shows the plan and changes nothing; the env file's secret never
-/// reaches argv or the service's labels.
+/// node. Also: `--dry-run` shows the plan and changes nothing; the app's secret reaches its
+/// containers through the env file the docker client reads, and never argv, a label of the
+/// service or its containers, davit's output, the ledger or the stack file.
 #[test]
 fn t33_swarm_rolls_back_a_bad_release_and_davit_reports_failure() {
     let Some(s) = Swarm::start(
@@ -442,8 +448,18 @@ fn t33_swarm_rolls_back_a_bad_release_and_davit_reports_failure() {
         return;
     };
     s.configure(2, 2);
-    s.deploy("v1");
+    // The first deploy while every process's argv is watched for the secret.
+    let argv = ArgvWatch::start();
+    let out = s.davit(&["deploy", "production", "--version", "v1"]);
+    let leaks = argv.stop();
+    let said = ok(&out, "v1") + &String::from_utf8_lossy(&out.stdout);
+    assert!(leaks.is_empty(), "the secret was in argv: {leaks:?}");
+    assert!(
+        !said.contains(CANARY),
+        "the secret was in davit's output: {said}"
+    );
     assert_eq!(s.versions(), vec!["v1", "v1"]);
+    s.secret_reaches_the_app_only();
     // Created fresh, the replicas go one per node.
     let tasks = s.tasks();
     assert_ne!(
@@ -465,6 +481,120 @@ fn t33_swarm_rolls_back_a_bad_release_and_davit_reports_failure() {
     assert_eq!(s.versions(), vec!["v1", "v1"]);
     s.all_serve("v1");
     assert_eq!(s.ledger(), vec!["deployed:v1", "failed:bad"]);
+    s.secret_reaches_the_app_only();
+}
+
+/// Samples every process's command line (the sim hosts' processes too: they share the PID
+/// namespace) on a thread until stopped, collecting any that holds [`CANARY`].
+struct ArgvWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(Vec<String>, u64)>,
+}
+
+impl ArgvWatch {
+    fn start() -> ArgvWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut leaks, mut seen) = (Vec::new(), 0u64);
+            while !flag.load(Ordering::SeqCst) {
+                for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+                        continue;
+                    };
+                    seen += 1;
+                    let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+                    if line.contains(CANARY) && !leaks.contains(&line) {
+                        leaks.push(line);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (leaks, seen)
+        });
+        ArgvWatch { stop, thread }
+    }
+
+    /// The command lines that held the secret.
+    fn stop(self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        let (leaks, seen) = self.thread.join().unwrap();
+        // The watch looked: the deploy runs hundreds of processes.
+        assert!(seen > 1000, "argv watch read only {seen} command lines");
+        leaks
+    }
+}
+
+impl Swarm {
+    /// The secret reached the app's containers (their environment, from the env file the
+    /// client read), and is in no label of the service or its containers, in nothing davit
+    /// keeps on the manager but the 0600 env files, and not in the ledger.
+    fn secret_reaches_the_app_only(&self) {
+        let svc = format!("davit-{}-production_app", self.app);
+        let labels = self.hosts.exec(
+            0,
+            &format!(
+                "docker service inspect --format '{{{{json .Spec.Labels}}}} {{{{json .Spec.TaskTemplate.ContainerSpec.Labels}}}}' {svc}"
+            ),
+        );
+        assert!(labels.status.success(), "{labels:?}");
+        let labels = String::from_utf8_lossy(&labels.stdout).into_owned();
+        assert!(labels.contains("davit.release"), "{labels}");
+        assert!(
+            !labels.contains(CANARY),
+            "the secret is in a label: {labels}"
+        );
+        let mut checked = 0;
+        for i in 0..self.hosts.hosts.len() {
+            let out = self.hosts.exec(
+                i,
+                &format!(
+                    "for c in $(docker ps -q --filter label=com.docker.swarm.service.name={svc}); do \
+                     docker inspect --format '{{{{json .Config.Labels}}}}|{{{{json .Config.Env}}}}' $c; done"
+                ),
+            );
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let (labels, env) = line.split_once('|').unwrap();
+                assert!(
+                    !labels.contains(CANARY),
+                    "the secret is in a container label: {labels}"
+                );
+                assert!(
+                    env.contains(&format!("DB_PASSWORD={CANARY}")),
+                    "the app did not get its secret: {env}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 0, "no container of {svc} found");
+        let mut files = vec![self.hosts.hosts[0].state_root.clone()];
+        let mut env_files = 0;
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            if path.file_name().is_some_and(|n| n == "app.env") {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", path.display());
+                assert!(text.contains(CANARY), "{}", path.display());
+                env_files += 1;
+            } else {
+                assert!(
+                    !text.contains(CANARY),
+                    "the secret is in {}",
+                    path.display()
+                );
+            }
+        }
+        assert!(
+            env_files > 0,
+            "no env file under {:?}",
+            self.hosts.hosts[0].state_root
+        );
+    }
 }
 
 /// T52: a worker is cut off in the middle of an update. Swarm finishes on what it can reach,
@@ -533,4 +663,66 @@ fn t52_swarm_node_cut_off_mid_update_is_reported_per_node_and_undone() {
     s.deploy("v2");
     assert_eq!(s.versions(), vec!["v2", "v2", "v2"]);
     s.all_serve("v2");
+}
+
+/// `davit demo --strategy swarm`, as the README has users type it (after building the proxy
+/// image, which scripts/demo.sh does): the story on a three-node swarm the demo makes itself,
+/// ending with v2 on every node after the bad v3 was taken back; then nothing of it is left.
+#[test]
+fn swarm_demo_ends_serving_v2_on_every_node_after_taking_v3_back() {
+    if !require_all(&["docker", "curl", "debootstrap"]) {
+        return;
+    }
+    if let Some(why) = davit_tests::hosts::unavailable() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "the swarm demo cannot run: {why}; CI=true, so this is a failure, not a skip"
+        );
+        eprintln!("SKIPPED swarm demo: {why}");
+        return;
+    }
+    swarm_proxy_image();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let out = Command::new(bin("davit"))
+        .args(["demo", "--strategy", "swarm", "--dir"])
+        .arg(dir.path())
+        .arg("--app-bin")
+        .arg(demo_binary())
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    for k in 1..=3 {
+        assert!(
+            stdout.contains(&format!("node dvdemo{k} serves v2 at")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stderr.contains("Swarm rolled v3 back by itself"),
+        "{stderr}"
+    );
+    // The ledger `davit releases` printed: v3 failed, v2 live.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("failed") && l.contains("v3")),
+        "{stdout}"
+    );
+    // The demo removed its nodes: namespaces, links, forwarding rules, files.
+    for k in 1..=3 {
+        assert!(!std::path::Path::new(&format!("/run/netns/dvdemo{k}")).exists());
+        assert!(!std::path::Path::new(&format!("/sys/class/net/dvdemo{k}o")).exists());
+    }
+    assert!(!std::path::Path::new("/var/tmp/davit-demo-swarm").exists());
+    let rules = Command::new("iptables")
+        .args(["-w", "-S", "DOCKER-USER"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&rules.stdout).contains("dvdemo"),
+        "{rules:?}"
+    );
 }

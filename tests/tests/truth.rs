@@ -19,36 +19,45 @@ struct Load {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicUsize>,
     failed: Arc<AtomicUsize>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Load {
     fn start(port: u16) -> Load {
+        Load::clients(port, 1)
+    }
+
+    /// `n` clients, each sending its next request when the last one is answered.
+    fn clients(port: u16, n: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
-        let (s, n, f) = (stop.clone(), sent.clone(), failed.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                n.fetch_add(1, Ordering::Relaxed);
-                if !get_ok(port) {
-                    f.fetch_add(1, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
+        let threads = (0..n)
+            .map(|_| {
+                let (s, n, f) = (stop.clone(), sent.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    while !s.load(Ordering::Relaxed) {
+                        n.fetch_add(1, Ordering::Relaxed);
+                        if !get_ok(port) {
+                            f.fetch_add(1, Ordering::Relaxed);
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                })
+            })
+            .collect();
         Load {
             stop,
             sent,
             failed,
-            thread: Some(thread),
+            threads,
         }
     }
 
     /// Stop and return (requests sent, requests failed).
     fn finish(mut self) -> (usize, usize) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             t.join().unwrap();
         }
         (
@@ -127,6 +136,23 @@ fn deploy(e: &Env, version: &str) -> (Option<i32>, String) {
     )
 }
 
+/// The switch journal's records as `phase` or `phase: note`.
+fn journal(t: &Target) -> Vec<String> {
+    let path = davit_deploy::journal::path(t);
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let e: davit_deploy::journal::Entry = serde_json::from_str(l).unwrap();
+            let phase = serde_json::to_value(e.phase).unwrap();
+            match e.note {
+                Some(n) => format!("{}: {n}", phase.as_str().unwrap()),
+                None => format!("{} {}", phase.as_str().unwrap(), e.to.version),
+            }
+        })
+        .collect()
+}
+
 /// The version the ledger says is live.
 fn ledger_live(t: &Target) -> Option<String> {
     let text = std::fs::read_to_string(t.ledger_path()).unwrap_or_default();
@@ -191,6 +217,16 @@ fn t41_killed_between_rename_and_reload() {
     let (code, out) = deploy(&e, "v3");
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("but nginx serves blue"), "{out}");
+    // The write-ahead record of the killed switch: found, and reverted from what serves.
+    assert!(
+        out.contains("the switch to green (v2, release") && out.contains("cut short: reverted it"),
+        "{out}"
+    );
+    let j = journal(&e.t);
+    assert_eq!(j[..3], ["intent v1", "done v1", "intent v2"], "{j:#?}");
+    assert!(j[3].starts_with("found: a switch to green (v2"), "{j:#?}");
+    assert!(j[3].contains("did not take effect"), "{j:#?}");
+    assert_eq!(j[4..], ["intent v3", "done v3"], "{j:#?}");
     assert_eq!(serving(&e), "v3");
     // The deploy went into green (idle in truth), so blue, which served, was never removed.
     assert_eq!(
@@ -244,6 +280,12 @@ fn t42_killed_after_reload_before_the_ledger() {
     let (code, out) = deploy(&e, "v3");
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("recorded it now"), "{out}");
+    assert!(out.contains("cut short: finished it"), "{out}");
+    let j = journal(&e.t);
+    assert!(
+        j[3].starts_with("found: a switch to green (v2") && j[3].contains("it took effect"),
+        "{j:#?}"
+    );
     assert_eq!(
         ledger_events(&e.t),
         vec!["deployed:v1", "deployed:v2", "deployed:v3"]
@@ -252,6 +294,37 @@ fn t42_killed_after_reload_before_the_ledger() {
     let (sent, failed) = load.finish();
     eprintln!("T42: {sent} requests, {failed} failed");
     assert_eq!(failed, 0, "requests failed under load");
+}
+
+/// T42, with requests in flight: killed right after `nginx -s reload`, the old nginx workers
+/// still finish requests on the color they served (here each takes 1.5 s) while the next run
+/// starts at once and plans its release into that color. It must wait for those workers to
+/// finish before it replaces the color (the failure T49 caught twice: 2 requests lost).
+#[test]
+fn t42_requests_in_flight_on_the_old_workers_finish() {
+    if !require_all(&["docker", "nginx"]) {
+        return;
+    }
+    let e = env("davit-test-t42", "t-t42s", &["v1", "v3"]);
+    demo_image("davit-test-t42", "slow", &[("FAULT_LATENCY_MS", "1500")]);
+    assert_eq!(deploy(&e, "v1").0, Some(0));
+    assert_eq!(deploy(&e, "slow").0, Some(0));
+    // Six clients, so requests are in flight on green whenever nginx reloads.
+    let load = Load::clients(e.sb.public, 6);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out) = davit(
+        &e.config,
+        &["deploy", "production", "--version", "v3"],
+        Some("reload nginx"),
+    );
+    assert_eq!(code, None, "the run was to be killed: {out}");
+    // At once: this release goes into green, where the old workers' requests still run.
+    let (code, out) = deploy(&e, "v1");
+    assert_eq!(code, Some(0), "{out}");
+    let (sent, failed) = load.finish();
+    eprintln!("T42 in flight: {sent} requests, {failed} failed\n{out}");
+    assert_eq!(serving(&e), "v1");
+    assert_eq!(failed, 0, "requests in flight on the old workers failed");
 }
 
 /// T43: the live site file edited by hand (a comment line on top), then truncated: reported
@@ -311,7 +384,8 @@ fn planned_steps(t: &Target, deploy_version: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// T49: SIGKILL after every step of the blue-green deploy plan and of its rollback plan, each
+/// T49: SIGKILL after every step of the blue-green deploy plan and of both its rollback plans
+/// (re-create the previous release, switch back to the color still running it), each
 /// followed by a good deploy, a deploy that never gets healthy, and a rollback, under constant
 /// load. After each: 0 failed requests and a ledger whose live release is the one serving.
 #[test]
@@ -343,13 +417,33 @@ fn t49_sigkill_at_every_step_boundary() {
     assert_eq!(deploy(&e, "v2").0, Some(0));
     let mut tried = 0;
     let mut report = Vec::new();
-    for (kind, version) in [("deploy", Some("v3")), ("rollback", None)] {
-        let steps = planned_steps(&e.t, version);
-        for i in 0..steps.len() {
+    // The rollback after the never-healthy deploy finds its release's container gone (that
+    // deploy replaced it) and re-creates it; "switch back" first deploys once more, so the
+    // rollback switches back to the color that still runs the previous release.
+    for (kind, version) in [
+        ("deploy", Some("v3")),
+        ("rollback", None),
+        ("switch back", None),
+    ] {
+        for i in 0.. {
+            let load = Load::start(e.sb.public);
+            if kind == "switch back" {
+                let other = if serving(&e) == "v1" { "v2" } else { "v1" };
+                let (c, o) = deploy(&e, other);
+                assert_eq!(c, Some(0), "{kind}: setting up round {}: {o}", i + 1);
+            }
             // Re-plan from the state the previous round left; kill after its i-th step.
             let steps = planned_steps(&e.t, version);
-            let Some(step) = steps.get(i) else { break };
-            let load = Load::start(e.sb.public);
+            if kind == "switch back" {
+                assert!(
+                    steps.iter().any(|s| s.contains("must still be healthy")),
+                    "not a switch back: {steps:#?}"
+                );
+            }
+            let Some(step) = steps.get(i) else {
+                load.finish();
+                break;
+            };
             let args: Vec<&str> = match version {
                 Some(v) => vec!["deploy", "production", "--version", v],
                 None => vec!["rollback", "production"],

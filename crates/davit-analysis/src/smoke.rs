@@ -197,14 +197,53 @@ mod tests {
         assert!(!r.passed);
         assert!(r.error.is_some());
 
-        // A child that would outlive its parent is killed with the group.
+        // A child that would outlive its parent is killed with the group. It names itself first
+        // and would then live 30 s, so once the timeout fired it must be gone soon: watched,
+        // not slept on.
         let dir = tempfile::tempdir().unwrap();
-        let marker = dir.path().join("survived");
-        let script = format!("(sleep 3; touch {}) & sleep 30", marker.display());
+        let pid_file = dir.path().join("child.pid");
+        let script = format!(
+            "sh -c 'echo $$ > {p}.tmp && mv {p}.tmp {p} && exec sleep 30' & sleep 30",
+            p = pid_file.display()
+        );
+        let started = Instant::now();
         let r = run_smoke(&spec(&["sh", "-c", &script], 300), "u", None, &[]).await;
         assert!(r.timed_out && !r.passed, "{r:?}");
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        assert!(!marker.exists(), "the background child was not killed");
+        loop {
+            match std::fs::read_to_string(&pid_file) {
+                Ok(pid) if gone(pid.trim()) => break,
+                Ok(_) => {}
+                // Never ran: the group was killed before the child started, and a child that
+                // survived would have named itself by now.
+                Err(_) if started.elapsed() > Duration::from_secs(10) => break,
+                Err(_) => {}
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "the background child was not killed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// No such process, a zombie that nobody reaps (the killed child's parent died with it), or
+    /// one with SIGKILL pending (on a loaded machine it may not have been scheduled to die yet).
+    fn gone(pid: &str) -> bool {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return true;
+        };
+        const SIGKILL_BIT: u64 = 1 << (9 - 1);
+        status.lines().any(|l| {
+            let (key, value) = l.split_once(':').unwrap_or_default();
+            let value = value.trim();
+            match key {
+                "State" => value.starts_with('Z'),
+                "SigPnd" | "ShdPnd" => {
+                    u64::from_str_radix(value, 16).is_ok_and(|m| m & SIGKILL_BIT != 0)
+                }
+                _ => false,
+            }
+        })
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ pub mod validate;
 
 pub use exit::{Exit, Failure};
 pub use plan::{
-    Action, Arg, Cmd, ContainerReady, FileBody, Plan, PlannedStep, Probe, ProbeExpect, ReadyCheck,
-    Step,
+    Action, Arg, Cmd, ContainerReady, FileBody, Plan, PlannedStep, Probe, ProbeExpect, ProxyDrain,
+    ReadyCheck, Step,
 };
 pub use secret::Secret;

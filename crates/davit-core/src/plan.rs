@@ -235,6 +235,33 @@ impl ContainerReady {
     }
 }
 
+/// Wait until an nginx has no workers left from an earlier configuration.
+///
+/// `nginx -s reload` is graceful: new workers take new connections, and the old ones finish the
+/// requests they hold, still sending them to the upstream of the configuration they were started
+/// with. Stopping or removing that upstream before they finish cuts those requests. So a plan
+/// waits for this before it stops or replaces a color that may have served until a recent reload
+/// (its own, or one of a run killed right after its reload: T42, T49).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProxyDrain {
+    /// The nginx master's pid file; no file or no process means no workers to wait for.
+    pub pid_file: PathBuf,
+    /// How many workers one generation has (`worker_processes` in the main file).
+    pub workers: u32,
+    pub interval: Duration,
+    pub deadline: Duration,
+}
+
+impl ProxyDrain {
+    pub fn render(&self) -> String {
+        format!(
+            "wait until the workers of the nginx in {} that still run an earlier configuration have finished their requests; within {}s",
+            self.pid_file.display(),
+            self.deadline.as_secs()
+        )
+    }
+}
+
 /// One typed action on a host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -263,6 +290,8 @@ pub enum Step {
     WaitHttp(Probe),
     /// Wait until a non-HTTP container (worker, scheduler, service) is ready.
     WaitReady(ContainerReady),
+    /// Wait until nginx workers of an earlier configuration have finished (see [`ProxyDrain`]).
+    WaitDrained(ProxyDrain),
     /// An operation davit performs that is more than one command (see [`Action`]).
     Action(Action),
 }
@@ -279,6 +308,11 @@ pub enum Action {
     /// Take a database backup and verify it before migrations can run (no verified backup,
     /// no migration); `label` names what it is before.
     Backup { label: String },
+    /// The probe through the proxy on every swarm node that is ready when the step runs (the
+    /// probe's URL is the manager's own, on 127.0.0.1; each node's address replaces it). The
+    /// node list is read at run time because the nodes a failed update left reachable are only
+    /// known then.
+    ProbeSwarmNodes { probe: Probe },
 }
 
 impl Action {
@@ -290,6 +324,10 @@ impl Action {
             Action::Backup { label } => {
                 format!("back up the database ({label}) and verify the backup")
             }
+            Action::ProbeSwarmNodes { probe } => format!(
+                "on every ready swarm node (the manager at 127.0.0.1, the others at their swarm address): probe {}",
+                probe.render()
+            ),
         }
     }
 }
@@ -314,6 +352,7 @@ impl Step {
             Step::MkDir { path, mode } => format!("mkdir -p {} (mode {mode:04o})", path.display()),
             Step::WaitHttp(p) => format!("probe {}", p.render()),
             Step::WaitReady(r) => r.render(),
+            Step::WaitDrained(d) => d.render(),
             Step::Action(a) => a.render(),
         }
     }

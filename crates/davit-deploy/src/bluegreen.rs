@@ -3,10 +3,11 @@
 //! the old color running so a rollback is one more switch.
 
 use crate::docker;
-use crate::nginx::{self, Files};
+use crate::journal::{self, Phase};
+use crate::nginx::{self, Files, LiveSite};
 use crate::target::{BluGreenPorts, Target, url_host};
 use crate::{NewRelease, Observed};
-use davit_core::{Cmd, FileBody, Plan, Probe, Step};
+use davit_core::{Cmd, FileBody, Plan, Probe, ProxyDrain, Step};
 use std::time::Duration;
 
 pub const COLORS: [&str; 2] = ["blue", "green"];
@@ -39,6 +40,27 @@ pub fn proxy_probe(t: &Target, p: BluGreenPorts, version: &str) -> Probe {
     }
 }
 
+/// Wait until no nginx worker of an earlier configuration may still send a request to a color
+/// about to be stopped or replaced (see [`ProxyDrain`]): the one nginx left at the last reload
+/// (this run's, or that of a run killed right after it, T42, T49). A proxied request lasts at
+/// most the read timeout; past 60 s the plan carries on and warns, as a websocket can outlive
+/// any wait.
+pub fn drain(t: &Target) -> Step {
+    Step::WaitDrained(ProxyDrain {
+        pid_file: Files::of(t).pid(),
+        workers: nginx::WORKER_PROCESSES,
+        interval: Duration::from_millis(50),
+        deadline: Duration::from_secs(t.proxy.read_timeout_secs.clamp(1, 60)),
+    })
+}
+
+fn push_drain(plan: &mut Plan, t: &Target, color: &str) {
+    plan.push_best_effort(
+        format!("let nginx workers of an earlier configuration finish what they send to {color}"),
+        drain(t),
+    );
+}
+
 /// The color a new release goes into: the one not live (blue on a first deploy).
 pub fn idle_color(obs: &Observed) -> &'static str {
     obs.live.as_ref().map(|l| other(&l.color)).unwrap_or("blue")
@@ -67,6 +89,9 @@ fn plan_start(t: &Target, p: BluGreenPorts, rel: &NewRelease, obs: &Observed, ho
         crate::push_pre_hooks(&mut plan, t, rel);
     }
     crate::processes::around_web(&mut plan, t, rel, obs, |plan| {
+        if obs.seen.nginx_running() {
+            push_drain(plan, t, color);
+        }
         start_color(plan, t, p, color, rel);
         plan.push(
             format!("health gate: {color} must answer healthy on its own port"),
@@ -104,7 +129,9 @@ fn start_color(plan: &mut Plan, t: &Target, p: BluGreenPorts, color: &str, rel: 
             port_of(p, color),
             &labels,
         )),
-        vec![Step::ExecIgnoringFailure(docker::remove(&name))],
+        // After a switch that did not verify, nginx is back on the other color and its workers
+        // of the switch finish first.
+        vec![drain(t), Step::ExecIgnoringFailure(docker::remove(&name))],
     );
 }
 
@@ -196,6 +223,28 @@ pub fn push_switch(
             Step::RemoveFile { path: files.site() },
         ]
     };
+    // Write-ahead: a run killed from here on leaves a record of where it was going, which the
+    // next run finishes or reverts from what serves (see [`journal`]).
+    let intent = journal::Entry::new(
+        Phase::Intent,
+        LiveSite {
+            color: color.to_string(),
+            release: release.to_string(),
+            version: version.to_string(),
+        },
+        obs.live.clone(),
+    );
+    plan.push_with_undo(
+        format!("write-ahead: record the switch to {color} ({version}) before making it"),
+        Step::AppendLine {
+            path: journal::path(t),
+            line: intent.line(),
+        },
+        vec![Step::AppendLine {
+            path: journal::path(t),
+            line: intent.with_phase(Phase::Reverted).line(),
+        }],
+    );
     plan.push_with_undo(
         "switch: rename the candidate over the live site file",
         Step::Rename {
@@ -220,6 +269,13 @@ pub fn push_switch(
     plan.push(
         format!("verify through the public path that {version} answers"),
         Step::WaitHttp(proxy_probe(t, p, version)),
+    );
+    plan.push_best_effort(
+        format!("record the switch to {color} ({version}) as done"),
+        Step::AppendLine {
+            path: journal::path(t),
+            line: intent.with_phase(Phase::Done).line(),
+        },
     );
 }
 
@@ -279,6 +335,7 @@ pub fn plan_switch_back(
 /// undoes the switch, back to that color, which must then still run).
 fn stop_bad(plan: &mut Plan, t: &Target, bad_color: Option<&str>) {
     if let Some(bad) = bad_color {
+        push_drain(plan, t, bad);
         plan.push(
             format!("stop the rolled-back {bad} container (kept for its logs)"),
             Step::ExecIgnoringFailure(docker::stop(&container_name(t, bad))),

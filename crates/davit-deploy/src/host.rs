@@ -16,7 +16,7 @@ use crate::{NewRelease, Options, Report, docker, hooks, pull};
 use async_trait::async_trait;
 use davit_config::PullPolicy;
 use davit_core::{Action, Exit, Failure, Plan, Step};
-use davit_exec::runner::{Actions, Cancel, NoActions, PlanError, StepError, run_plan_with};
+use davit_exec::runner::{Actions, Cancel, PlanError, StepError, run_plan_with};
 use davit_exec::{Executor, Observer};
 
 /// A deploy planned on one host, ready to run.
@@ -168,7 +168,7 @@ pub(crate) async fn run_deploy(
     let clock = crate::compose::ServedClock::new(observer);
     match run_plan_with(exec, &rest, &clock, &opts.cancel, &actions).await {
         Ok(tolerated) => {
-            record_warnings(&tolerated, &mut warnings);
+            record_warnings(&rest, &tolerated, &mut warnings);
             crate::processes::report_gaps(exec, t, &rel, procs.as_ref(), observer).await;
             Ok(Report {
                 plan,
@@ -176,11 +176,19 @@ pub(crate) async fn run_deploy(
                 warnings,
             })
         }
-        // The backup refused: nothing changed, and the failure says why (T37, T38).
+        // The backup refused: nothing changed, and the failure says why (T37, T38). Other
+        // actions (a swarm's health gate through every node) fail like any step.
         Err(PlanError {
             cause: StepError::Action(f),
+            index,
             ..
-        }) => Err(f),
+        }) if matches!(
+            rest.steps[index - 1].step,
+            Step::Action(Action::Backup { .. })
+        ) =>
+        {
+            Err(f)
+        }
         Err(e) => {
             let migration = migration_failure(&e);
             let what = migration.as_ref().map(|m| m.summary());
@@ -252,12 +260,25 @@ fn event_name(e: Event) -> &'static str {
     }
 }
 
-/// Ledger steps that failed become the warning they always were.
-fn record_warnings(tolerated: &[(usize, StepError)], warnings: &mut Vec<String>) {
-    for (_, e) in tolerated {
-        let w = format!(
-            "could not record the release in the ledger (nothing partial was left in it): {e}"
-        );
+/// Best-effort steps that failed become warnings: the ledger's as they always were, and a wait
+/// for nginx's old workers that ran out of time.
+fn record_warnings(plan: &Plan, tolerated: &[(usize, StepError)], warnings: &mut Vec<String>) {
+    for (i, e) in tolerated {
+        let journal = plan
+            .steps
+            .get(i - 1)
+            .is_some_and(|s| matches!(&s.step, Step::AppendLine { path, .. } if path.ends_with("switches.jsonl")));
+        let w = match e {
+            StepError::Unsettled(why) => format!(
+                "{why}: carried on; what they still held to the color that was then stopped or replaced was cut"
+            ),
+            _ if journal => format!(
+                "could not record the end of the switch in its journal (the next run reads what serves instead): {e}"
+            ),
+            _ => format!(
+                "could not record the release in the ledger (nothing partial was left in it): {e}"
+            ),
+        };
         if !warnings.contains(&w) {
             warnings.push(w);
         }
@@ -300,6 +321,7 @@ impl Actions for DeployActions<'_> {
                 }
                 Ok(())
             }
+            Action::ProbeSwarmNodes { probe } => crate::swarm::probe_nodes(exec, probe).await,
         }
     }
 }
@@ -467,9 +489,14 @@ pub(crate) async fn run_rollback(
         mut warnings,
         procs,
     } = r;
-    match run_plan_with(exec, &plan, observer, &opts.cancel, &NoActions).await {
+    let actions = DeployActions {
+        t,
+        version: &to.version,
+        observer,
+    };
+    match run_plan_with(exec, &plan, observer, &opts.cancel, &actions).await {
         Ok(tolerated) => {
-            record_warnings(&tolerated, &mut warnings);
+            record_warnings(&plan, &tolerated, &mut warnings);
             let rel = NewRelease {
                 id: to.id.clone(),
                 version: to.version.clone(),

@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod health;
 mod hooks;
 mod host;
+pub mod journal;
 pub mod kubernetes;
 pub mod ledger;
 pub mod lock;
@@ -131,3 +132,6 @@ fn only(mut reports: Vec<Report>) -> Report {
 
 #[cfg(test)]
 mod plan_tests;
+
+#[cfg(test)]
+mod strategy_plan_tests;

@@ -17,6 +17,11 @@ use std::time::Duration;
 
 pub const MARKER: &str = "# davit-live";
 
+/// `worker_processes` of the main file: one generation of workers (see [`ProxyDrain`]).
+///
+/// [`ProxyDrain`]: davit_core::ProxyDrain
+pub const WORKER_PROCESSES: u32 = 1;
+
 /// Paths of the managed instance.
 #[derive(Debug, Clone)]
 pub struct Files {
@@ -63,7 +68,7 @@ impl Files {
         let d = self.dir.display();
         format!(
             "# Managed by davit: rewritten on every deploy, edit davit.toml instead.\n\
-             worker_processes 1;\n\
+             worker_processes {workers};\n\
              pid {pid};\n\
              error_log {log} warn;\n\
              events {{ worker_connections 4096; }}\n\
@@ -76,6 +81,7 @@ impl Files {
              \x20   scgi_temp_path {d}/tmp/scgi;\n\
              \x20   include {site};\n\
              }}\n",
+            workers = WORKER_PROCESSES,
             pid = self.pid().display(),
             log = self.error_log().display(),
             site = site.display(),
@@ -124,7 +130,7 @@ impl Files {
 }
 
 /// What the live site file says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LiveSite {
     pub color: String,
     pub release: String,

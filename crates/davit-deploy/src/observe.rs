@@ -37,6 +37,9 @@ pub struct Observed {
     /// The release's process containers (by their labels) and whether the app network exists,
     /// when the target has processes besides web (see [`crate::processes`]).
     pub procs: Option<crate::processes::ProcObserved>,
+    /// Blue-green: a switch whose write-ahead record has nothing after it (see
+    /// [`crate::journal`]).
+    pub switch_cut_short: Option<crate::journal::Entry>,
 }
 
 /// The strategy's own observation.
@@ -97,6 +100,12 @@ impl Observed {
     /// and a site file that disagrees with what serves (T41, T43).
     pub fn ledger_warnings(&self) -> Vec<String> {
         let mut w: Vec<String> = self.drift.iter().map(crate::truth::describe).collect();
+        if let Some(e) = &self.switch_cut_short {
+            w.push(format!(
+                "{}; the next deploy or rollback finishes or reverts it from what serves",
+                crate::journal::describe(e, self.live.as_ref())
+            ));
+        }
         if let Some(serving) = &self.live
             && ledger::live(&self.ledger).is_none_or(|r| r.id != serving.release)
         {

@@ -41,7 +41,7 @@ use crate::docker;
 use crate::target::Target;
 use crate::{NewRelease, Observed};
 use davit_config::{PullPolicy, Swarm};
-use davit_core::{Cmd, Failure, FileBody, Plan, Probe, Step};
+use davit_core::{Action, Cmd, Failure, FileBody, Plan, Probe, Step};
 use davit_exec::Executor;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -315,8 +315,11 @@ enum NodeDown {
 /// rollback in progress, and exactly the spec's replicas running (a recorded release's stack
 /// file may have another count than davit.toml has now), all of the service's current
 /// image (after a rollback by Swarm that is the previous image, which the status check then
-/// reports), and the proxy running on every node that is up, so each node answers once davit
-/// says the release is out. Tasks on a node that is down are not counted: Swarm reschedules them. Comparing
+/// reports), no task Swarm is stopping still running on a node that is up (until it has
+/// stopped, a proxy may still send it requests: T52 saw an undone release answer after the
+/// task list showed only the previous one), and the proxy running on every node that is up,
+/// so each node answers once davit says the release is out. Tasks on a node that is down are
+/// not counted: Swarm reschedules them. Comparing
 /// with the spec's image also covers the moment right after `stack deploy`, when the last
 /// update's `completed` is still shown. A node down while Swarm is still updating ends the
 /// wait early ([`NodeDown`]).
@@ -330,7 +333,10 @@ converged() {{
   current=$(printf '%s\n' "$tasks" | awk -v i="$image" '$1 == i && $2 == "Running"' | wc -l)
   proxies=$(docker service ps "$proxy" --filter desired-state=running --format '{{{{.CurrentState}}}}' | grep -c '^Running')
   nodes=$(docker node ls --format '{{{{.Status}}}} {{{{.Availability}}}}' | grep -c '^Ready Active')
-  [ "$running" -eq "$replicas" ] && [ "$current" -eq "$replicas" ] && [ "$proxies" -ge "$nodes" ]
+  ready=$(docker node ls --format '{{{{.Hostname}}}} {{{{.Status}}}}' | awk '$2 == "Ready" {{ printf " %s ", $1 }}')
+  stopping=$(docker service ps "$svc" --format '{{{{.Node}}}} {{{{.DesiredState}}}} {{{{.CurrentState}}}}' \
+    | awk -v r="$ready" '($2 == "Shutdown" || $2 == "Remove") && $3 == "Running" && index(r, " " $1 " ") {{ n++ }} END {{ print n + 0 }}')
+  [ "$running" -eq "$replicas" ] && [ "$current" -eq "$replicas" ] && [ "$proxies" -ge "$nodes" ] && [ "$stopping" -eq 0 ]
 }}
 while :; do
   state=$(docker service inspect --format '{{{{with .UpdateStatus}}}}{{{{.State}}}}{{{{end}}}}' "$svc") || exit 3
@@ -436,12 +442,76 @@ fn node_check(t: &Target, image: &str) -> Cmd {
 /// the new version may answer, `consecutive` times in a row, so tasks of the old version still
 /// draining fail it.
 pub fn probe(t: &Target, s: &Swarm, version: &str) -> Probe {
-    let base = format!("http://127.0.0.1:{}", s.published_port);
+    let base = format!("http://{LOCAL}:{}", s.published_port);
     let p = crate::health::probe(t, &base, version);
     Probe {
         consecutive: p.consecutive.max(s.replicas),
         ..p
     }
+}
+
+/// Where the manager reaches its own proxy; [`probe_nodes`] puts each node's address here.
+const LOCAL: &str = "127.0.0.1";
+
+/// [`probe`] through every node's proxy, as a plan step: each node answers for the whole
+/// service, so a release is out (or an undo done) only when every node that is up serves it.
+fn gate(t: &Target, s: &Swarm, version: &str) -> Step {
+    Step::Action(Action::ProbeSwarmNodes {
+        probe: probe(t, s, version),
+    })
+}
+
+/// `host address` of every ready node, the address its proxy answers on from the manager:
+/// loopback for the manager itself (its proxy publishes there too), `.Status.Addr` for the
+/// others (the address it joined the swarm with).
+const READY_NODES: &str = r#"nodes=$(docker node ls --format '{{.ID}} {{.Self}} {{.Status}} {{.Hostname}}') || exit 3
+printf '%s\n' "$nodes" | while read -r id self status host; do
+  [ "$status" = Ready ] || continue
+  if [ "$self" = true ]; then addr=127.0.0.1
+  else addr=$(docker node inspect --format '{{.Status.Addr}}' "$id") || exit 3
+  fi
+  echo "$host $addr"
+done"#;
+
+/// Runs `probe` (on the manager's loopback) against the proxy of every node that is ready now,
+/// one node after the other. Nodes that are down are left out: what they run is the node
+/// check's report, and the undo of a failed deploy must still confirm the reachable ones.
+pub async fn probe_nodes(exec: &dyn Executor, probe: &Probe) -> Result<(), Failure> {
+    let out = exec
+        .run_ok(
+            &Cmd::new("sh")
+                .args(["-c", READY_NODES])
+                .timeout(Duration::from_secs(30)),
+        )
+        .await
+        .map_err(|e| Failure::infra(format!("listing the swarm's ready nodes: {e}")))?;
+    let nodes: Vec<(&str, &str)> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    if nodes.is_empty() {
+        return Err(Failure::infra("no swarm node is ready".to_string()));
+    }
+    let path = probe
+        .url
+        .strip_prefix(&format!("http://{LOCAL}"))
+        .ok_or_else(|| Failure::infra(format!("not a probe of the manager: {}", probe.url)))?;
+    for (host, addr) in nodes {
+        if addr.is_empty() || addr == "0.0.0.0" {
+            return Err(Failure::infra(format!(
+                "node {host}: Swarm does not say its address, so its proxy cannot be checked"
+            )));
+        }
+        let p = Probe {
+            url: format!("http://{addr}{path}"),
+            ..probe.clone()
+        };
+        davit_exec::runner::wait_http(exec, &p)
+            .await
+            .map_err(|why| Failure::infra(format!("node {host}'s proxy: {why}")))?;
+    }
+    Ok(())
 }
 
 /// Deploy a release: write its stack file, let Swarm roll it out start-first, check Swarm kept
@@ -470,13 +540,13 @@ pub fn plan_deploy(t: &Target, s: &Swarm, rel: &NewRelease, obs: &Observed) -> P
         },
     );
     let exists = obs.seen.swarm().is_some_and(|s| s.service.is_some());
-    let previous = crate::ledger::live(&obs.ledger)
-        .filter(|r| r.strategy == "swarm")
-        .map(|r| r.id.clone());
+    let previous = crate::ledger::live(&obs.ledger).filter(|r| r.strategy == "swarm");
     let undo = match (&previous, exists) {
+        // Done when every reachable node's proxy answers with the previous release again.
         (Some(prev), true) => vec![
-            Step::Exec(stack_deploy(t, s, prev)),
+            Step::Exec(stack_deploy(t, s, &prev.id)),
             Step::Exec(settle(t, s, NodeDown::Reachable)),
+            gate(t, s, &prev.version),
         ],
         (_, false) => vec![Step::ExecIgnoringFailure(
             Cmd::new("docker")
@@ -514,12 +584,12 @@ pub fn plan_deploy(t: &Target, s: &Swarm, rel: &NewRelease, obs: &Observed) -> P
         "check every node is ready and runs only this release (a node cut off fails the deploy)",
         Step::Exec(node_check(t, &rel.image)),
     );
-    plan.push(
+    plan.push_check(
         format!(
-            "health gate: {} must answer through the proxy's published port",
+            "health gate: {} must answer through every ready node's proxy",
             rel.version
         ),
-        Step::WaitHttp(probe(t, s, &rel.version)),
+        gate(t, s, &rel.version),
     );
     crate::push_post_hooks(&mut plan, t, rel);
     plan
@@ -579,10 +649,10 @@ pub fn plan_rollback(t: &Target, s: &Swarm, to: &NewRelease, obs: &Observed) -> 
     );
     plan.push(
         format!(
-            "health gate: {} must answer through the proxy's published port",
+            "health gate: {} must answer through every ready node's proxy",
             to.version
         ),
-        Step::WaitHttp(probe(t, s, &to.version)),
+        gate(t, s, &to.version),
     );
     plan
 }
@@ -761,6 +831,48 @@ published_port = 8080
         assert!(e.verdict, "{e}");
         assert!(plan.steps[e.index - 1].check);
         assert!(e.to_string().contains(ROLLED_BACK), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_gate_probes_every_ready_node_and_names_the_one_that_lags() {
+        let t = target("");
+        let answer = |v: &str| davit_exec::HttpResponse {
+            status: 200,
+            body: format!("{{\"version\":\"{v}\"}}"),
+            ..Default::default()
+        };
+        let exec = || {
+            davit_exec::Recording::new("manager")
+                .with_output(
+                    "sh -c",
+                    davit_exec::Output {
+                        stdout: "web-1 127.0.0.1\nweb-2 10.0.0.12\n".into(),
+                        ..Default::default()
+                    },
+                )
+                .with_http("http://127.0.0.1:8080/health", vec![answer("v2")])
+        };
+        let p = Probe {
+            interval: Duration::from_millis(1),
+            deadline: Duration::from_millis(50),
+            ..probe(&t, &sw(&t), "v2")
+        };
+        // web-2's proxy still reaches a task of v1: the gate fails and names the node.
+        let lagging = exec().with_http("http://10.0.0.12:8080/health", vec![answer("v1")]);
+        let e = probe_nodes(&lagging, &p).await.unwrap_err();
+        assert!(e.to_string().contains("node web-2's proxy"), "{e}");
+        // Both serve v2: passes, having asked each node's own address.
+        let both = exec().with_http("http://10.0.0.12:8080/health", vec![answer("v2")]);
+        probe_nodes(&both, &p).await.unwrap();
+        let log = both.log();
+        assert!(
+            log.iter().any(|l| l == "GET http://10.0.0.12:8080/health"),
+            "{log:?}"
+        );
+        assert!(
+            log.iter().any(|l| l == "GET http://127.0.0.1:8080/health"),
+            "{log:?}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! connection. [`runner::run_plan`] walks a `Plan` on any executor and, when a step fails, runs the
 //! `undo` steps of what was done in reverse, so compensation lives in one place.
 
+pub mod drain;
 pub mod local;
 pub mod ready;
 pub mod recording;

@@ -70,6 +70,9 @@ pub enum StepError {
     /// A health probe did not pass in time; the message says what it saw last.
     #[error("{0}")]
     Probe(String),
+    /// The host did not settle in time (nginx workers of an earlier configuration still busy).
+    #[error("{0}")]
+    Unsettled(String),
     /// A signal stopped the plan before this step.
     #[error("cancelled (SIGINT/SIGTERM) before this step; reverting")]
     Cancelled,
@@ -293,6 +296,11 @@ pub async fn run_step_with(
                 .map(|_| ())
                 .map_err(StepError::Probe);
         }
+        Step::WaitDrained(d) => {
+            return crate::drain::wait_drained(exec, d)
+                .await
+                .map_err(StepError::Unsettled);
+        }
         // A container that never gets ready is, like a probe, a health verdict.
         Step::WaitReady(r) => {
             return crate::ready::wait_ready(exec, r)
@@ -483,6 +491,7 @@ mod tests {
             match action {
                 Action::Pull { .. } => Ok(()),
                 Action::Backup { .. } => Err(Failure::bad_input("no backup", "configure it")),
+                other => Err(Failure::infra(format!("not here: {}", other.render()))),
             }
         }
     }

@@ -210,6 +210,17 @@ pub struct DemoArgs {
     /// Remove the demo's containers, proxy and state, and exit.
     #[arg(long)]
     pub down: bool,
+    /// The production strategy the story runs with: blue-green on this machine's engine, or
+    /// swarm on a three-node Docker Swarm the demo makes on this machine (root) and removes at
+    /// the end (its published port is the port base, on every node).
+    #[arg(long, value_enum, default_value_t = DemoStrategy::BlueGreen)]
+    pub strategy: DemoStrategy,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoStrategy {
+    BlueGreen,
+    Swarm,
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //! scheduler run from the same image (`davit-demo-app worker`, `davit-demo-app scheduler`). After
 //! each step the demo prints what every process runs, read from the host's container labels, so
 //! web, workers and scheduler are seen moving together, back to v2 with the rollback too.
+//!
+//! `--strategy swarm` tells the same story on a multi-node swarm instead ([`crate::demo_swarm`]).
 
 use crate::cli::DemoArgs;
 use davit_config::Config;
@@ -28,6 +30,9 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
     let exec = Local::new();
     let tl = Timeline::default();
     let dir = absolute(&a.dir);
+    if a.strategy == crate::cli::DemoStrategy::Swarm {
+        return crate::demo_swarm::run(&a, &crate::demo_swarm::folder(&dir), &tl).await;
+    }
     prerequisites(&exec).await?;
     teardown(&exec, &dir).await;
     if a.down {
@@ -236,7 +241,7 @@ async fn show_processes(
     Ok(now)
 }
 
-fn section(tl: &Timeline, title: &str) {
+pub(crate) fn section(tl: &Timeline, title: &str) {
     tl.note(&format!("── {title} ──"));
 }
 

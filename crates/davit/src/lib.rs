@@ -8,8 +8,10 @@
 pub mod cli;
 pub mod commands;
 pub mod demo;
+pub mod demo_swarm;
 pub mod services;
 pub mod status;
+pub mod swarm_lab;
 
 use davit_core::{Exit, Failure};
 

@@ -121,7 +121,7 @@ fn web_line(obs: &Observed, mine: &[&ProcContainer]) -> String {
             .collect();
         return match (running.is_empty(), obs.live_version()) {
             (false, _) => running.join("; "),
-            (true, Some(v)) => format!("{v}  (live per the ledger; no container found)"),
+            (true, Some(v)) => format!("{v}  (live per the ledger)"),
             (true, None) => "-  not deployed".into(),
         };
     };

@@ -4,7 +4,7 @@ use super::{Rollback, Strategy};
 use crate::bluegreen as bg;
 use crate::observe::{Observed, Seen};
 use crate::target::{BluGreenPorts, Target, url_host};
-use crate::{NewRelease, docker, nginx, truth};
+use crate::{NewRelease, docker, journal, nginx, truth};
 use async_trait::async_trait;
 use davit_core::{Failure, Plan, Probe};
 use davit_exec::Executor;
@@ -40,6 +40,7 @@ impl Strategy for BlueGreen {
             nginx_running: running,
         };
         obs.volumes = nginx::volume_dirs(exec, t, false).await?;
+        obs.switch_cut_short = journal::read_interrupted(exec, t).await?;
         if running {
             let mut serving = truth::served(exec, t, self.ports).await;
             // A reload still in flight (a run killed right after `nginx -s reload`) answers
@@ -63,7 +64,11 @@ impl Strategy for BlueGreen {
         obs: &mut Observed,
         warnings: &mut Vec<String>,
     ) -> Result<(), Failure> {
-        truth::repair(exec, t, self.ports, obs, warnings).await
+        truth::repair(exec, t, self.ports, obs, warnings).await?;
+        if let Some(e) = obs.switch_cut_short.take() {
+            journal::settle(exec, t, &e, obs.live.as_ref(), warnings).await?;
+        }
+        Ok(())
     }
 
     fn pulls_image(&self) -> bool {
