@@ -493,6 +493,7 @@ pub(crate) async fn run_rollback(
         t,
         version: &to.version,
         observer,
+        backup_taken: Default::default(),
     };
     match run_plan_with(exec, &plan, observer, &opts.cancel, &actions).await {
         Ok(tolerated) => {
