@@ -47,10 +47,11 @@ fn demo_runs_end_to_end_and_rolls_back_the_bad_release() {
     assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("production serves v2"), "{stdout}");
     assert!(
-        stdout.contains("bad release v3 caught by: analysis: error-rate failed"),
+        stdout.contains("bad release v3 caught by: traffic: "),
         "{stdout}"
     );
     assert!(stderr.contains("verify: rolling back"), "{stderr}");
+    assert!(stdout.contains("detection: "), "{stdout}");
     assert!(
         down.status.success(),
         "{}",

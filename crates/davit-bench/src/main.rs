@@ -63,6 +63,7 @@ enum Command {
 enum Scenario {
     BlueGreen,
     Detection,
+    FalseRollbacks,
     ComposeUp,
     ComposeDownUp,
 }
@@ -76,7 +77,7 @@ struct RunArgs {
     #[arg(long, env = "DAVIT_BENCH_BASELINE_CYCLES")]
     baseline_cycles: Option<u32>,
     /// Releases that go bad, each caught and rolled back by verify.
-    #[arg(long, env = "DAVIT_BENCH_DETECTIONS", default_value_t = 3)]
+    #[arg(long, env = "DAVIT_BENCH_DETECTIONS", default_value_t = 10)]
     detections: u32,
     /// Requests per second sent by the load generator (open loop).
     #[arg(long, env = "DAVIT_BENCH_RATE", default_value_t = 200.0)]
@@ -97,6 +98,9 @@ struct RunArgs {
     /// health checks, so that the watch window is what catches it).
     #[arg(long, default_value_t = 8.0)]
     bad_after_secs: f64,
+    /// How long verify watches each healthy release with 1 % errors (false-rollbacks).
+    #[arg(long, default_value_t = 5)]
+    noisy_watch_secs: u64,
     /// Make the load generator a naive client that writes into idle keep-alive connections
     /// without checking whether the server has closed them (browsers, curl and pooled clients
     /// check). Shows the cost of nginx closing idle client connections on every reload.
@@ -200,6 +204,9 @@ async fn bench(a: RunArgs) -> anyhow::Result<()> {
             proxy_snippet: a.proxy_snippet.clone(),
         },
         verbose: a.verbose,
+        noisy_watch_secs: a.noisy_watch_secs,
+        traffic_limits:
+            davit_verify::traffic::Limits::from_config(&davit_config::Verify::default()).describe(),
     };
     scenarios::prerequisites().await?;
     let mut machine = sandbox::Machine::describe();
@@ -211,6 +218,11 @@ async fn bench(a: RunArgs) -> anyhow::Result<()> {
     }
     if wanted(Scenario::Detection) {
         outcomes.push(scenarios::detection(&ctx).await?);
+    }
+    if wanted(Scenario::FalseRollbacks) {
+        outcomes.push(
+            scenarios::false_rollbacks(&ctx, Duration::from_secs(ctx.noisy_watch_secs)).await?,
+        );
     }
     if wanted(Scenario::ComposeUp) {
         outcomes.push(scenarios::compose_up(&ctx).await?);

@@ -312,7 +312,7 @@ pub enum Action {
     /// probe's URL is the manager's own, on 127.0.0.1; each node's address replaces it). The
     /// node list is read at run time because the nodes a failed update left reachable are only
     /// known then.
-    ProbeSwarmNodes { probe: Probe },
+    ProbeSwarmNodes { probe: Box<Probe> },
 }
 
 impl Action {

@@ -3,9 +3,10 @@
 //! It builds three images of the demo app (v1, v2, and a v3 whose health check stays green while
 //! one request in five fails with a 503), deploys staging with compose, deploys production v1
 //! then v2 with blue-green behind a davit-managed nginx, then the bad v3. While simulated users
-//! send traffic, verification's error-rate analysis (a Prometheus the demo starts, scraping both
-//! colors) sees the 5xx ratio, and davit rolls back to v2. The health probe alone would have kept
-//! v3. Everything goes through the same library calls `davit deploy` and `davit verify` use, so
+//! send traffic, verification judges v3 from that traffic (the managed nginx's log of every
+//! response) and rolls back to v2 within a fraction of a second; the error-rate analysis (a
+//! Prometheus the demo starts, scraping both colors) watches beside it. The health probe alone
+//! would have kept v3. Everything goes through the same library calls `davit deploy` and `davit verify` use, so
 //! the demo is an honest preview, not a simulation.
 //!
 //! `--strategy swarm` tells the same story on a multi-node swarm instead ([`crate::demo_swarm`]).
@@ -141,6 +142,14 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
         "bad release v3 caught by: {}",
         verdict.reason.as_deref().unwrap_or("?")
     );
+    if let Some(t) = verdict.traffic.as_ref().filter(|t| t.decided.is_some()) {
+        println!("  {}", t.describe());
+        if let Some(secs) = t.first_failure_to_decision_secs {
+            println!(
+                "  detection: {secs:.2}s from the first failed request in the window to the decision"
+            );
+        }
+    }
     if let Some(a) = &verdict.analysis {
         for m in a.measurements.iter().filter(|m| m.metric == "error-rate") {
             println!(
@@ -221,7 +230,9 @@ port = {staging}
 [environments.production]
 strategy = "blue-green"
 ports = {{ public = {base}, blue = {blue}, green = {green} }}
-verify = {{ watch_secs = 30, interval_ms = 500, failure_limit = 3 }}
+# Judged from its own traffic too: the simulated users send about 40 requests a second, so a
+# 2 s window with at least 20 of them.
+verify = {{ watch_secs = 30, interval_ms = 500, failure_limit = 3, traffic_window_ms = 2000, traffic_min_requests = 20 }}
 
 # Golden signals from the Prometheus the demo starts (scraping blue and green every second).
 [analysis]
