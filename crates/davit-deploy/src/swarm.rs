@@ -718,6 +718,7 @@ published_port = 8080
                     actor: "ci".into(),
                     reason: None,
                     approval: None,
+                    processes: Vec::new(),
                 })
                 .into_iter()
                 .collect(),
