@@ -301,6 +301,8 @@ pub enum Step {
 /// hands it to the caller, which knows how (`davit_exec::runner::Actions`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
+// A plan holds a handful of actions, built once: the size of the probe variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Put an image on the host, retrying a bounded number of times what can pass by itself
     /// (a registry hiccup) and failing at once on what cannot (an unknown tag, denied).
