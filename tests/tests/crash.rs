@@ -73,6 +73,7 @@ fn record(id: &str, event: Event, version: &str) -> Record {
         actor: "t44".into(),
         reason: Some("x".repeat(300)),
         approval: None,
+        processes: Vec::new(),
     }
 }
 

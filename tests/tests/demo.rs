@@ -1,5 +1,6 @@
 //! The README's first command: `davit demo` runs the whole cycle and ends with production on v2
-//! after the error-rate analysis rolled back v3. Run on its own ports and folder so it cannot
+//! after the error-rate analysis rolled back v3: every process (web, two workers, the
+//! scheduler) moved with each deploy and back with the rollback. Run on its own ports and folder so it cannot
 //! collide with a demo a person left running.
 
 use davit_tests::*;
@@ -47,10 +48,20 @@ fn demo_runs_end_to_end_and_rolls_back_the_bad_release() {
     assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("production serves v2"), "{stdout}");
     assert!(
-        stdout.contains("bad release v3 caught by: analysis: error-rate failed"),
+        stdout.contains("bad release v3 caught by: traffic: "),
         "{stdout}"
     );
     assert!(stderr.contains("verify: rolling back"), "{stderr}");
+    assert!(stdout.contains("detection: "), "{stdout}");
+    // Every process moved together: on v3 before the rollback, back on v2 after it.
+    assert!(
+        stderr.contains("processes: web v3 · scheduler v3 · worker v3 ×2"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("every process of production: web v2 · scheduler v2 · worker v2 ×2"),
+        "{stdout}"
+    );
     assert!(
         down.status.success(),
         "{}",

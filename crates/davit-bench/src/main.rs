@@ -8,11 +8,16 @@
 //! computed afterwards from every request's record and are printed as the markdown table that
 //! docs/BENCHMARKS.md publishes. Nothing here asserts a timing: the numbers are reported, and
 //! the reader compares them with the targets.
+//!
+//! `davit-bench stack` does the same for a whole application (the Django + Celery example: web,
+//! worker, beat, PostgreSQL, Redis), where losing a queued task counts as much as failing a
+//! request (see `stack.rs`).
 
 mod load;
 mod report;
 mod sandbox;
 mod scenarios;
+mod stack;
 mod stats;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -57,12 +62,40 @@ enum Command {
         #[arg(long)]
         no_idle_check: bool,
     },
+    /// The whole Django + Celery example stack (web, worker, beat, PostgreSQL, Redis) deployed
+    /// and rolled back under load: davit next to `docker-compose -f docker-compose.prod.yml up -d`.
+    Stack {
+        /// Deploy + rollback cycles of each side.
+        #[arg(long, default_value_t = 5)]
+        cycles: u32,
+        /// Requests per second of `GET /health` (open loop).
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 4)]
+        connections: u16,
+        /// One task enqueued through the web every this many milliseconds.
+        #[arg(long, default_value_t = 200)]
+        task_every_ms: u64,
+        /// Only davit, or only the compose baseline.
+        #[arg(long, value_enum)]
+        only: Option<StackSide>,
+        /// Print JSON instead of the markdown table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum StackSide {
+    Davit,
+    Compose,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     BlueGreen,
     Detection,
+    FalseRollbacks,
     ComposeUp,
     ComposeDownUp,
 }
@@ -76,7 +109,7 @@ struct RunArgs {
     #[arg(long, env = "DAVIT_BENCH_BASELINE_CYCLES")]
     baseline_cycles: Option<u32>,
     /// Releases that go bad, each caught and rolled back by verify.
-    #[arg(long, env = "DAVIT_BENCH_DETECTIONS", default_value_t = 3)]
+    #[arg(long, env = "DAVIT_BENCH_DETECTIONS", default_value_t = 10)]
     detections: u32,
     /// Requests per second sent by the load generator (open loop).
     #[arg(long, env = "DAVIT_BENCH_RATE", default_value_t = 200.0)]
@@ -97,6 +130,9 @@ struct RunArgs {
     /// health checks, so that the watch window is what catches it).
     #[arg(long, default_value_t = 8.0)]
     bad_after_secs: f64,
+    /// How long verify watches each healthy release with 1 % errors (false-rollbacks).
+    #[arg(long, default_value_t = 5)]
+    noisy_watch_secs: u64,
     /// Make the load generator a naive client that writes into idle keep-alive connections
     /// without checking whether the server has closed them (browsers, curl and pooled clients
     /// check). Shows the cost of nginx closing idle client connections on every reload.
@@ -156,6 +192,32 @@ fn main() -> ExitCode {
             timeout: Duration::from_millis(timeout_ms),
             idle_check: !no_idle_check,
         })),
+        Some(Command::Stack {
+            cycles,
+            rate,
+            connections,
+            task_every_ms,
+            only,
+            json,
+        }) => {
+            let a = stack::StackArgs {
+                cycles,
+                rate,
+                connections,
+                task_every: Duration::from_millis(task_every_ms),
+                davit: only != Some(StackSide::Compose),
+                compose: only != Some(StackSide::Davit),
+            };
+            rt.block_on(async {
+                let outcomes = stack::run(a.clone()).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&outcomes)?);
+                } else {
+                    println!("{}", stack::markdown(&outcomes, &a));
+                }
+                anyhow::Ok(())
+            })
+        }
         None => rt.block_on(bench(cli.run)),
     };
     match result {
@@ -200,6 +262,9 @@ async fn bench(a: RunArgs) -> anyhow::Result<()> {
             proxy_snippet: a.proxy_snippet.clone(),
         },
         verbose: a.verbose,
+        noisy_watch_secs: a.noisy_watch_secs,
+        traffic_limits:
+            davit_verify::traffic::Limits::from_config(&davit_config::Verify::default()).describe(),
     };
     scenarios::prerequisites().await?;
     let mut machine = sandbox::Machine::describe();
@@ -211,6 +276,11 @@ async fn bench(a: RunArgs) -> anyhow::Result<()> {
     }
     if wanted(Scenario::Detection) {
         outcomes.push(scenarios::detection(&ctx).await?);
+    }
+    if wanted(Scenario::FalseRollbacks) {
+        outcomes.push(
+            scenarios::false_rollbacks(&ctx, Duration::from_secs(ctx.noisy_watch_secs)).await?,
+        );
     }
     if wanted(Scenario::ComposeUp) {
         outcomes.push(scenarios::compose_up(&ctx).await?);

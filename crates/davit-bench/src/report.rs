@@ -5,7 +5,7 @@
 //! "failed how?" that the cause list answers.
 
 use crate::sandbox::Machine;
-use crate::scenarios::{Ctx, Outcome};
+use crate::scenarios::{Ctx, Outcome, PROBES_ONLY, WITH_TRAFFIC};
 use crate::stats::{Latency, Spread};
 use serde::Serialize;
 
@@ -84,10 +84,11 @@ fn spread(s: &Spread) -> String {
 }
 
 /// The detection cell: p50 / max of went-bad -> decision, against its bound.
-fn detection_cell(o: &Outcome) -> String {
+fn detection_cell(o: &Outcome, mode: &str) -> String {
     let d: Vec<f64> = o
         .detections
         .iter()
+        .filter(|d| d.mode == mode)
         .filter_map(|d| d.detection_secs)
         .collect();
     if d.is_empty() {
@@ -119,10 +120,19 @@ pub fn markdown(outcomes: &[Outcome], m: &Machine, ctx: &Ctx, command: &str) -> 
     s.push_str("| strategy | deploys + rollbacks | requests | failed | longest failure run | p50 / p99 at rest | p50 / p99 during switches | switch time p50 / max | restore time p50 / max | detection p50 / max |\n");
     s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let detection = outcomes.iter().find(|o| o.name == "detection");
-    for o in outcomes.iter().filter(|o| o.name != "detection") {
+    let table = |o: &&Outcome| o.name != "detection" && o.name != "false-rollbacks";
+    for o in outcomes.iter().filter(table) {
         let x = &o.summary;
         let det = if o.name == "blue-green" {
-            detection.map_or("–".into(), detection_cell)
+            detection.map_or("–".into(), |d| {
+                format!(
+                    "{}: {}; {}: {}",
+                    PROBES_ONLY,
+                    detection_cell(d, PROBES_ONLY),
+                    WITH_TRAFFIC,
+                    detection_cell(d, WITH_TRAFFIC)
+                )
+            })
         } else {
             "no verification".into()
         };
@@ -152,7 +162,26 @@ pub fn markdown(outcomes: &[Outcome], m: &Machine, ctx: &Ctx, command: &str) -> 
             ctx.settings.failure_limit,
             d.detection_bound_secs.unwrap_or_default(),
         ));
-        s.push_str("| # | detection (first 5xx -> decision) | restore (decision -> previous version answers, load) | restore (verify's own figure) | 5xx served by the bad release |\n|---:|---:|---:|---:|---:|\n");
+        s.push_str(&format!(
+            "Traffic analysis: {}.\n\n| verify judges by | bad releases | rolled back | detection p50 / max | 5xx served by the bad release p50 / max (total) |\n|---|---:|---:|---:|---:|\n",
+            ctx.traffic_limits
+        ));
+        for mode in [PROBES_ONLY, WITH_TRAFFIC] {
+            let ds: Vec<_> = d.detections.iter().filter(|x| x.mode == mode).collect();
+            let served: Vec<f64> = ds.iter().map(|x| x.bad_answers as f64).collect();
+            let sp = Spread::of(&served);
+            s.push_str(&format!(
+                "| {mode} | {} | {} | {} | {:.0} / {:.0} ({}) |\n",
+                ds.len(),
+                ds.iter().filter(|x| x.rolled_back).count(),
+                detection_cell(d, mode),
+                sp.p50_secs.unwrap_or_default(),
+                sp.max_secs.unwrap_or_default(),
+                ds.iter().map(|x| x.bad_answers).sum::<u64>(),
+            ));
+        }
+        s.push('\n');
+        s.push_str("| # | verify judges by | detection (first 5xx -> decision) | restore (decision -> previous version answers, load) | restore (verify's own figure) | 5xx served by the bad release | reason |\n|---:|---|---:|---:|---:|---:|---|\n");
         let rollbacks: Vec<_> = d
             .switches
             .iter()
@@ -164,12 +193,14 @@ pub fn markdown(outcomes: &[Outcome], m: &Machine, ctx: &Ctx, command: &str) -> 
                 .and_then(|dec| rollbacks.iter().find(|w| w.switch.decided_us == dec))
                 .and_then(|w| w.switch_secs());
             s.push_str(&format!(
-                "| {} | {} s | {} s | {} s | {} |\n",
+                "| {} | {} | {} s | {} s | {} s | {} | {} |\n",
                 i + 1,
+                det.mode,
                 secs(det.detection_secs),
                 secs(restore),
                 secs(det.verify_restored_secs),
-                det.bad_answers
+                det.bad_answers,
+                det.reason.as_deref().unwrap_or("").replace('|', "/"),
             ));
         }
         s.push_str(&format!(
@@ -179,8 +210,28 @@ pub fn markdown(outcomes: &[Outcome], m: &Machine, ctx: &Ctx, command: &str) -> 
             causes(x)
         ));
     }
+    if let Some(n) = outcomes.iter().find(|o| o.name == "false-rollbacks") {
+        let rolled = n.detections.iter().filter(|x| x.rolled_back).count();
+        s.push_str(&format!(
+            "\nFalse rollbacks: {} deploys of a healthy release with 1 % background errors (`FAULT_ERROR_RATIO=0.01`), each verified with probes + traffic for {} s under the same load: **{} rolled back**. {} requests, {} failed ({}).\n\n| # | kept | traffic |\n|---:|---|---|\n",
+            n.detections.len(),
+            ctx.noisy_watch_secs,
+            rolled,
+            n.summary.requests,
+            n.summary.failed,
+            causes(&n.summary),
+        ));
+        for (i, x) in n.detections.iter().enumerate() {
+            s.push_str(&format!(
+                "| {} | {} | {} |\n",
+                i + 1,
+                if x.rolled_back { "rolled back" } else { "kept" },
+                x.reason.as_deref().unwrap_or("").replace('|', "/"),
+            ));
+        }
+    }
     s.push_str("\nFailure causes:\n\n");
-    for o in outcomes.iter().filter(|o| o.name != "detection") {
+    for o in outcomes.iter().filter(table) {
         s.push_str(&format!(
             "- {}: {} (in switch windows: {}; achieved {:.0} req/s; switches whose version never answered: {}; idle keep-alive connections the server closed, reopened before sending: {})\n",
             o.label,

@@ -1,8 +1,10 @@
-//! The four scenarios, each in its own sandbox under load from a separate process.
+//! The five scenarios, each in its own sandbox under load from a separate process.
 //!
 //! - blue-green: N cycles of `davit_deploy::deploy` (new version) then `davit_deploy::rollback`.
 //! - detection: a release that passes its health gate and then fails, caught by
-//!   `davit_verify::verify`, which rolls it back.
+//!   `davit_verify::verify`, which rolls it back: judged by the probes alone, then by the
+//!   probes and the traffic log, against the same load.
+//! - false rollbacks: healthy releases with 1 % background errors, verified under that load.
 //! - compose `up -d`: davit's compose strategy, which is exactly `docker compose up -d` of a
 //!   changed compose file (the service is recreated), deploys and rollbacks alike.
 //! - compose `down && up -d`: what many teams run today, driven directly, without davit.
@@ -27,6 +29,12 @@ use std::time::Duration;
 pub const V1: &str = "v1";
 pub const V2: &str = "v2";
 pub const BAD: &str = "v3";
+/// A healthy release with 1 % background errors (`FAULT_ERROR_RATIO=0.01` on `/`).
+pub const NOISY: &str = "v4";
+
+/// How verify judged in a detection: the probes alone, or the probes and the traffic log.
+pub const PROBES_ONLY: &str = "probes only";
+pub const WITH_TRAFFIC: &str = "probes + traffic";
 
 /// What every scenario needs from the command line.
 #[derive(Debug, Clone)]
@@ -43,6 +51,10 @@ pub struct Ctx {
     pub records: Option<PathBuf>,
     pub settings: Settings,
     pub verbose: bool,
+    /// How long verify watches each release of the false-rollbacks scenario.
+    pub noisy_watch_secs: u64,
+    /// The traffic analysis' thresholds, as davit.toml's defaults say.
+    pub traffic_limits: String,
 }
 
 impl Ctx {
@@ -158,6 +170,10 @@ impl Observer for SwitchClock<'_> {
 /// One detection repetition.
 #[derive(Debug, Clone, Serialize)]
 pub struct Detection {
+    /// [`PROBES_ONLY`] or [`WITH_TRAFFIC`].
+    pub mode: &'static str,
+    /// Whether verify rolled the release back.
+    pub rolled_back: bool,
     /// The first 5xx the load saw from the bad release.
     pub went_bad_us: Option<u64>,
     /// When verify decided to roll back.
@@ -277,8 +293,14 @@ pub async fn detection(ctx: &Ctx) -> anyhow::Result<Outcome> {
     } else {
         Box::new(std::io::sink())
     });
+    // The same bad release, the same load, in the same run: first judged by the probes alone,
+    // then by the probes and the traffic log.
+    let modes: Vec<&'static str> = [PROBES_ONLY, WITH_TRAFFIC]
+        .into_iter()
+        .flat_map(|m| std::iter::repeat_n(m, ctx.detections as usize))
+        .collect();
     let run = async {
-        for i in 0..ctx.detections {
+        for (i, mode) in modes.iter().enumerate() {
             let clock = SwitchClock::new("switch:", obs.as_ref());
             let called = now_us();
             davit_deploy::deploy(&exec, &t, BAD, &opts, &clock)
@@ -290,11 +312,13 @@ pub async fn detection(ctx: &Ctx) -> anyhow::Result<Outcome> {
                 returned_us: now_us(),
                 expect: BAD.into(),
             });
-            let mut vopts = davit_verify::VerifyOptions::from_target(&t);
+            let mut judged = t.clone();
+            judged.verify.traffic = *mode == WITH_TRAFFIC;
+            let mut vopts = davit_verify::VerifyOptions::from_target(&judged);
             vopts.version = Some(BAD.into());
             vopts.rollback = true;
             let verify_started = now_us();
-            let verdict = davit_verify::verify(&exec, &t, &vopts, &tl)
+            let verdict = davit_verify::verify(&exec, &judged, &vopts, &tl)
                 .await
                 .map_err(failure)?;
             let decided = verdict
@@ -308,9 +332,9 @@ pub async fn detection(ctx: &Ctx) -> anyhow::Result<Outcome> {
                     expect: V1.into(),
                 });
             }
-            verdicts.push((switches.len() - 1, decided, verdict));
+            verdicts.push((switches.len() - 1, decided, verdict, *mode));
             tokio::time::sleep(ctx.rest).await;
-            progress("detection", i + 1, ctx.detections);
+            progress("detection", i as u32 + 1, modes.len() as u32);
         }
         anyhow::Ok(())
     }
@@ -319,7 +343,7 @@ pub async fn detection(ctx: &Ctx) -> anyhow::Result<Outcome> {
     run?;
     let (summary, seen) = summarize(&records, &switches);
     let mut detections = Vec::new();
-    for (last, decided, verdict) in verdicts {
+    for (last, decided, verdict, mode) in verdicts {
         // The deploy of the bad release is the switch before its rollback (or the last one).
         let deploy = if decided.is_some() {
             &seen[last - 1]
@@ -347,6 +371,8 @@ pub async fn detection(ctx: &Ctx) -> anyhow::Result<Outcome> {
             })
             .count() as u64;
         detections.push(Detection {
+            mode,
+            rolled_back: verdict.rolled_back_to.is_some(),
             went_bad_us,
             decided_us: decided,
             detection_secs: match (went_bad_us, decided) {
@@ -369,6 +395,91 @@ pub async fn detection(ctx: &Ctx) -> anyhow::Result<Outcome> {
         detection_bound_secs: Some(
             s.verify_interval_ms as f64 / 1000.0 * f64::from(s.failure_limit + 1),
         ),
+        duration_secs: (now_us() - started) as f64 / 1e6,
+    })
+}
+
+/// Healthy releases with 1 % background errors, deployed and verified (probes + traffic) under
+/// the same load: every rollback here is a false one.
+pub async fn false_rollbacks(ctx: &Ctx, watch: Duration) -> anyhow::Result<Outcome> {
+    let started = now_us();
+    let (sb, t, load) = v1_under_load(ctx, "noisy", "production").await?;
+    let exec = Local::new();
+    let opts = Options::default();
+    let obs = ctx.observer();
+    let tl = Timeline::new(if ctx.verbose {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::sink())
+    });
+    let mut switches = Vec::new();
+    let mut verdicts = Vec::new();
+    let run = async {
+        for i in 0..ctx.cycles {
+            let clock = SwitchClock::new("switch:", obs.as_ref());
+            let called = now_us();
+            davit_deploy::deploy(&exec, &t, NOISY, &opts, &clock)
+                .await
+                .map_err(failure)?;
+            switches.push(Switch {
+                kind: Kind::Deploy,
+                decided_us: clock.take().unwrap_or(called),
+                returned_us: now_us(),
+                expect: NOISY.into(),
+            });
+            let mut vopts = davit_verify::VerifyOptions::from_target(&t);
+            vopts.version = Some(NOISY.into());
+            vopts.watch = watch;
+            let verdict = davit_verify::verify(&exec, &t, &vopts, &tl)
+                .await
+                .map_err(failure)?;
+            if verdict.rolled_back_to.is_none() {
+                // Back to v1 for the next round (not verified: v1 has no errors).
+                let decided = now_us();
+                davit_deploy::rollback(&exec, &t, None, "davit-bench", &opts, obs.as_ref())
+                    .await
+                    .map_err(failure)?;
+                switches.push(Switch {
+                    kind: Kind::Rollback,
+                    decided_us: decided,
+                    returned_us: now_us(),
+                    expect: V1.into(),
+                });
+            }
+            verdicts.push(verdict);
+            tokio::time::sleep(ctx.rest).await;
+            progress("false-rollbacks", i + 1, ctx.cycles);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let records = load.finish(ctx, "false-rollbacks").await?;
+    run?;
+    let (summary, seen) = summarize(&records, &switches);
+    drop(sb);
+    let detections = verdicts
+        .into_iter()
+        .map(|v| Detection {
+            mode: WITH_TRAFFIC,
+            rolled_back: v.rolled_back_to.is_some(),
+            went_bad_us: None,
+            decided_us: None,
+            detection_secs: None,
+            verify_restored_secs: v.restored_after_secs.map(f64::from),
+            bad_answers: v.traffic.as_ref().map_or(0, |t| t.failures),
+            reason: v
+                .reason
+                .clone()
+                .or_else(|| v.traffic.as_ref().map(|t| t.describe())),
+        })
+        .collect();
+    Ok(Outcome {
+        name: "false-rollbacks".into(),
+        label: "healthy release, 1 % errors, verified".into(),
+        summary,
+        switches: seen,
+        detections,
+        detection_bound_secs: None,
         duration_secs: (now_us() - started) as f64 / 1e6,
     })
 }
@@ -544,12 +655,13 @@ pub async fn build_images(app_bin: Option<PathBuf>, bad_after_secs: f64) -> anyh
             BAD,
             vec![("FAULT_FAIL_AFTER_SECS", format!("{bad_after_secs}"))],
         ),
+        (NOISY, vec![("FAULT_ERROR_RATIO", "0.01".to_string())]),
     ] {
         davit::demo::build_image(&exec, &bin, &format!("{IMAGE}:{version}"), version, &env)
             .await
             .map_err(failure)?;
     }
-    eprintln!("davit-bench: built {IMAGE}:{{{V1},{V2},{BAD}}}");
+    eprintln!("davit-bench: built {IMAGE}:{{{V1},{V2},{BAD},{NOISY}}}");
     Ok(())
 }
 

@@ -126,6 +126,28 @@ pub fn check(cfg: &Config) -> Vec<String> {
                 p.client_keepalive_secs
             ));
         }
+        let v = &env.verify;
+        let r = v.traffic_error_ratio.0;
+        if !(r > 0.0 && r <= 1.0) {
+            problems.push(format!(
+                "{} = {r}: a fraction of the requests, above 0 and at most 1; e.g. 0.1 (10 %)",
+                f("verify.traffic_error_ratio")
+            ));
+        }
+        if v.traffic_window_ms == 0 || v.traffic_window_ms > NGINX_MAX_SECS * 1000 {
+            problems.push(format!(
+                "{} = {}: 1 to {} milliseconds; e.g. 1000",
+                f("verify.traffic_window_ms"),
+                v.traffic_window_ms,
+                NGINX_MAX_SECS * 1000
+            ));
+        }
+        if v.traffic_min_requests == 0 {
+            problems.push(format!(
+                "{} = 0: at least 1 request (one failed request would then decide); e.g. 50",
+                f("verify.traffic_min_requests")
+            ));
+        }
         if let Some(s) = &env.swarm {
             for (field, v) in [
                 ("swarm.monitor_secs", s.monitor_secs),

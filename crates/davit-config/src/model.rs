@@ -474,7 +474,28 @@ pub struct Verify {
     /// Roll back automatically when verification fails.
     #[serde(default = "default_true")]
     pub rollback: bool,
+    /// Judge the live color from its own traffic too (blue-green: the managed nginx's access
+    /// log of every response): roll back when, over the last `traffic_window_ms`, at least
+    /// `traffic_min_requests` requests were answered and the share of them that failed (5xx,
+    /// or no answer from the app) reached `traffic_error_ratio`. Fewer requests than that is
+    /// a quiet service: the probes decide, as without this.
+    #[serde(default = "default_true")]
+    pub traffic: bool,
+    #[serde(default = "default_traffic_window_ms")]
+    pub traffic_window_ms: u64,
+    #[serde(default = "default_traffic_error_ratio")]
+    pub traffic_error_ratio: Ratio,
+    #[serde(default = "default_traffic_min_requests")]
+    pub traffic_min_requests: u32,
 }
+
+/// A fraction between 0 and 1 (checked by validation), comparable so the configuration stays
+/// `Eq`: NaN never passes validation.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Ratio(pub f64);
+
+impl Eq for Ratio {}
 
 impl Default for Verify {
     fn default() -> Self {
@@ -483,6 +504,10 @@ impl Default for Verify {
             interval_ms: default_verify_interval_ms(),
             failure_limit: default_failures(),
             rollback: true,
+            traffic: true,
+            traffic_window_ms: default_traffic_window_ms(),
+            traffic_error_ratio: default_traffic_error_ratio(),
+            traffic_min_requests: default_traffic_min_requests(),
         }
     }
 }
@@ -495,6 +520,19 @@ fn default_verify_interval_ms() -> u64 {
 }
 fn default_failures() -> u32 {
     3
+}
+// One second of traffic, 10 % failed, at least 50 requests: a release that fails every request
+// is caught after about 0.1 s of its traffic at 200 requests/s, and a healthy one with 1 %
+// background errors would need 5 failures among 50 requests (about 2 in 10^4 per window) to be
+// taken for bad. Measured in docs/BENCHMARKS.md.
+fn default_traffic_window_ms() -> u64 {
+    1000
+}
+fn default_traffic_error_ratio() -> Ratio {
+    Ratio(0.1)
+}
+fn default_traffic_min_requests() -> u32 {
+    50
 }
 fn default_true() -> bool {
     true

@@ -346,3 +346,42 @@ proxy = false
     let bad_host = host.replace("shop.example.com", "shop example");
     assert!(problems(&bad_host).contains("ALLOWED_HOSTS"));
 }
+
+#[test]
+fn traffic_analysis_settings_have_defaults_and_bounds() {
+    let c = parse(GOOD).unwrap();
+    let v = &c.environment("production").unwrap().verify;
+    assert!(v.traffic);
+    assert_eq!(
+        (
+            v.traffic_window_ms,
+            v.traffic_error_ratio,
+            v.traffic_min_requests
+        ),
+        (1000, Ratio(0.1), 50)
+    );
+    let with = |settings: &str| format!("{GOOD}\n[environments.production.verify]\n{settings}\n");
+    let c = parse(&with(
+        "traffic_window_ms = 2000\ntraffic_error_ratio = 0.25\ntraffic_min_requests = 20",
+    ))
+    .unwrap();
+    let v = &c.environment("production").unwrap().verify;
+    assert_eq!(
+        (
+            v.traffic_window_ms,
+            v.traffic_error_ratio.0,
+            v.traffic_min_requests
+        ),
+        (2000, 0.25, 20)
+    );
+    for (bad, field) in [
+        ("traffic_error_ratio = 1.5", "traffic_error_ratio"),
+        ("traffic_error_ratio = 0.0", "traffic_error_ratio"),
+        ("traffic_error_ratio = nan", "traffic_error_ratio"),
+        ("traffic_window_ms = 0", "traffic_window_ms"),
+        ("traffic_min_requests = 0", "traffic_min_requests"),
+    ] {
+        let e = problems(&with(bad));
+        assert!(e.contains(&format!("verify.{field}")), "{bad}: {e}");
+    }
+}

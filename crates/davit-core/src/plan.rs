@@ -301,8 +301,6 @@ pub enum Step {
 /// hands it to the caller, which knows how (`davit_exec::runner::Actions`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
-// A plan holds a handful of actions, built once: the size of the probe variant costs nothing.
-#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Put an image on the host, retrying a bounded number of times what can pass by itself
     /// (a registry hiccup) and failing at once on what cannot (an unknown tag, denied).
@@ -314,7 +312,7 @@ pub enum Action {
     /// probe's URL is the manager's own, on 127.0.0.1; each node's address replaces it). The
     /// node list is read at run time because the nodes a failed update left reachable are only
     /// known then.
-    ProbeSwarmNodes { probe: Probe },
+    ProbeSwarmNodes { probe: Box<Probe> },
 }
 
 impl Action {

@@ -66,8 +66,16 @@ pub fn idle_color(obs: &Observed) -> &'static str {
     obs.live.as_ref().map(|l| other(&l.color)).unwrap_or("blue")
 }
 
-/// Deploy a new release into the idle color.
+/// Deploy a new release into the idle color. With processes, every other process moves around
+/// the web's steps (see [`crate::processes`]), all or nothing.
 pub fn plan_deploy(t: &Target, p: BluGreenPorts, rel: &NewRelease, obs: &Observed) -> Plan {
+    plan_start(t, p, rel, obs, true)
+}
+
+/// A release started in the idle color; `hooks` false for a rollback that re-creates an old
+/// release (its migrations and deploy hooks ran when it was deployed, never again on the old
+/// image).
+fn plan_start(t: &Target, p: BluGreenPorts, rel: &NewRelease, obs: &Observed, hooks: bool) -> Plan {
     let color = idle_color(obs);
     let mut plan = Plan::new(format!(
         "blue-green deploy of {} ({}) to {} as {color}",
@@ -75,17 +83,26 @@ pub fn plan_deploy(t: &Target, p: BluGreenPorts, rel: &NewRelease, obs: &Observe
     ));
     let files = Files::of(t);
     prepare(&mut plan, &files);
-    crate::push_env_and_pre_hooks(&mut plan, t, rel, obs);
-    if obs.seen.nginx_running() {
-        push_drain(&mut plan, t, color);
+    crate::processes::push_network(&mut plan, t, obs);
+    crate::push_env(&mut plan, t, rel);
+    if hooks {
+        crate::push_pre_hooks(&mut plan, t, rel);
     }
-    start_color(&mut plan, t, p, color, rel);
-    plan.push(
-        format!("health gate: {color} must answer healthy on its own port"),
-        Step::WaitHttp(direct_probe(t, p, color, &rel.version)),
-    );
-    push_switch(&mut plan, t, p, &files, color, &rel.id, &rel.version, obs);
-    crate::push_post_hooks(&mut plan, t, rel);
+    crate::processes::around_web(&mut plan, t, rel, obs, |plan| {
+        if obs.seen.nginx_running() {
+            push_drain(plan, t, color);
+        }
+        start_color(plan, t, p, color, rel);
+        plan.push(
+            format!("health gate: {color} must answer healthy on its own port"),
+            Step::WaitHttp(direct_probe(t, p, color, &rel.version)),
+        );
+        push_switch(plan, t, p, &files, color, &rel.id, &rel.version, obs);
+    });
+    if hooks {
+        crate::push_post_hooks(&mut plan, t, rel);
+    }
+    crate::processes::push_cleanup(&mut plan, t, rel, obs);
     plan
 }
 
@@ -263,58 +280,71 @@ pub fn push_switch(
 }
 
 /// Roll back by switching to a color that still runs (or can be started) with the target release.
-#[allow(clippy::too_many_arguments)]
+/// Every other process moves back around the switch; no hook runs.
 pub fn plan_switch_back(
     t: &Target,
     p: BluGreenPorts,
     color: &str,
-    release: &str,
-    version: &str,
+    rel: &NewRelease,
     start_stopped: bool,
     bad_color: Option<&str>,
     obs: &Observed,
 ) -> Plan {
     let mut plan = Plan::new(format!(
-        "blue-green rollback of {} to {version} in {color}",
-        t.environment
+        "blue-green rollback of {} to {} in {color}",
+        t.environment, rel.version
     ));
     let files = Files::of(t);
     let name = container_name(t, color);
-    if start_stopped {
-        plan.push_with_undo(
-            format!("start the stopped {color} container"),
-            Step::Exec(
-                Cmd::new("docker")
-                    .args(["start", &name])
-                    .timeout(Duration::from_secs(60)),
+    crate::processes::push_network(&mut plan, t, obs);
+    crate::processes::around_web(&mut plan, t, rel, obs, |plan| {
+        if start_stopped {
+            plan.push_with_undo(
+                format!("start the stopped {color} container"),
+                Step::Exec(
+                    Cmd::new("docker")
+                        .args(["start", &name])
+                        .timeout(Duration::from_secs(60)),
+                ),
+                vec![Step::ExecIgnoringFailure(docker::stop(&name))],
+            );
+        }
+        // The kept color was serving until the switch away from it: one good answer (checked
+        // at once, then every 100ms) is enough to trust it again, and keeps restore time under
+        // a second. A container that was stopped and just started gets the full health gate.
+        let mut gate = direct_probe(t, p, color, &rel.version);
+        if !start_stopped {
+            gate.consecutive = 1;
+            gate.interval = Duration::from_millis(100);
+        }
+        plan.push(
+            format!(
+                "health gate: {color} ({}) must still be healthy",
+                rel.version
             ),
-            vec![Step::ExecIgnoringFailure(docker::stop(&name))],
+            Step::WaitHttp(gate),
         );
-    }
-    // The kept color was serving until the switch away from it: one good answer (checked at
-    // once, then every 100ms) is enough to trust it again, and keeps restore time under a second.
-    // A container that was stopped and just started gets the full health gate.
-    let mut gate = direct_probe(t, p, color, version);
-    if !start_stopped {
-        gate.consecutive = 1;
-        gate.interval = Duration::from_millis(100);
-    }
-    plan.push(
-        format!("health gate: {color} ({version}) must still be healthy"),
-        Step::WaitHttp(gate),
-    );
-    push_switch(&mut plan, t, p, &files, color, release, version, obs);
+        push_switch(plan, t, p, &files, color, &rel.id, &rel.version, obs);
+    });
+    stop_bad(&mut plan, t, bad_color);
+    crate::processes::push_cleanup(&mut plan, t, rel, obs);
+    plan
+}
+
+/// The rolled-back color stops once everything else moved back (a failure before this point
+/// undoes the switch, back to that color, which must then still run).
+fn stop_bad(plan: &mut Plan, t: &Target, bad_color: Option<&str>) {
     if let Some(bad) = bad_color {
-        push_drain(&mut plan, t, bad);
+        push_drain(plan, t, bad);
         plan.push(
             format!("stop the rolled-back {bad} container (kept for its logs)"),
             Step::ExecIgnoringFailure(docker::stop(&container_name(t, bad))),
         );
     }
-    plan
 }
 
-/// Re-create a color from a previous release's image when its container is gone.
+/// Re-create a color from a previous release's image when its container is gone: its env file
+/// again, no migration and no deploy hook.
 pub fn plan_redeploy(
     t: &Target,
     p: BluGreenPorts,
@@ -322,17 +352,11 @@ pub fn plan_redeploy(
     bad_color: Option<&str>,
     obs: &Observed,
 ) -> Plan {
-    let mut plan = plan_deploy(t, p, rel, obs);
+    let mut plan = plan_start(t, p, rel, obs, false);
     plan.title = format!(
         "blue-green rollback of {} to {} (re-created from its image)",
         t.environment, rel.version
     );
-    if let Some(bad) = bad_color {
-        push_drain(&mut plan, t, bad);
-        plan.push(
-            format!("stop the rolled-back {bad} container (kept for its logs)"),
-            Step::ExecIgnoringFailure(docker::stop(&container_name(t, bad))),
-        );
-    }
+    stop_bad(&mut plan, t, bad_color);
     plan
 }

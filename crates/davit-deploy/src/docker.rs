@@ -21,6 +21,10 @@ pub fn labels(t: &Target, release: &str, version: &str, color: Option<&str>) -> 
     if let Some(c) = color {
         l.push(format!("davit.color={c}"));
     }
+    // The web container is one of the release's processes: found by the same label.
+    if let Some(p) = t.processes.as_ref().and_then(crate::processes::web_label) {
+        l.push(p);
+    }
     l
 }
 
@@ -64,6 +68,20 @@ pub fn run_color(
         .arg(format!("{}:{host_port}:{}", t.bind, t.app_port));
     for (volume, mount) in crate::nginx::volume_mounts(t) {
         c = c.arg("--volume").arg(format!("{volume}:{mount}"));
+    }
+    // With processes, the web shares the app network with them and the services (so `postgres`
+    // and `redis` resolve) and mounts its volumes (media shared with the worker).
+    if let Some(set) = &t.processes {
+        c = c.args(["--network", &set.network]);
+        if let Some(web) = set.web() {
+            c = c
+                .args(["--stop-signal", &web.stop_signal])
+                .arg("--stop-timeout")
+                .arg(web.stop_grace_secs.to_string());
+            for m in &web.mounts {
+                c = c.arg("--mount").arg(m.docker_arg());
+            }
+        }
     }
     c = c.args(["--restart", "unless-stopped"]).arg(image);
     if let Some(cmd) = &t.command {
@@ -111,16 +129,22 @@ pub fn pull(image: &str) -> Cmd {
 /// A one-off container of the new image for a hook (migrations), with the app's env. The
 /// command goes to the image's ENTRYPOINT (a wait-for-database entrypoint runs first) unless
 /// `replace_entrypoint` makes `run[0]` the entrypoint.
+/// With `network` (the app network of a release with processes), the hook reaches the services
+/// by name, as the processes do.
 pub fn hook_in_image(
     image: &str,
     env_file: &Path,
+    network: Option<&str>,
     run: &[String],
     replace_entrypoint: bool,
     timeout: Duration,
 ) -> Cmd {
-    let c = Cmd::new("docker")
+    let mut c = Cmd::new("docker")
         .args(["run", "--rm", "--env-file"])
         .arg(env_file.display().to_string());
+    if let Some(n) = network {
+        c = c.args(["--network", n]);
+    }
     let c = if replace_entrypoint {
         c.arg("--entrypoint")
             .arg(run[0].clone())

@@ -11,6 +11,10 @@ use davit_config::HookPlace;
 use davit_core::{Cmd, FileBody, Plan, Secret, Step};
 use std::time::Duration;
 
+/// How every pre-deploy hook step's summary starts: a failed step is known as a migration hook
+/// by it (see `migration_report`).
+pub(crate) const PRE_DEPLOY: &str = "pre-deploy hook ";
+
 /// The release folder, its 0600 env file, and pre-deploy hooks (which run before any switch).
 pub(crate) fn push_env_and_pre_hooks(
     plan: &mut Plan,
@@ -18,6 +22,12 @@ pub(crate) fn push_env_and_pre_hooks(
     rel: &NewRelease,
     _obs: &Observed,
 ) {
+    push_env(plan, t, rel);
+    push_pre_hooks(plan, t, rel);
+}
+
+/// The release folder and its 0600 env file (every process of the release reads it).
+pub(crate) fn push_env(plan: &mut Plan, t: &Target, rel: &NewRelease) {
     plan.push(
         "create the release folder",
         Step::MkDir {
@@ -39,9 +49,13 @@ pub(crate) fn push_env_and_pre_hooks(
             mode: 0o600,
         },
     );
+}
+
+/// Pre-deploy hooks (migrations): before any process of the new release starts.
+pub(crate) fn push_pre_hooks(plan: &mut Plan, t: &Target, rel: &NewRelease) {
     for (i, h) in t.pre_deploy.iter().enumerate() {
         plan.push(
-            format!("pre-deploy hook {}: {}", i + 1, h.run.join(" ")),
+            format!("{PRE_DEPLOY}{}: {}", i + 1, h.run.join(" ")),
             Step::Exec(hook_cmd(t, rel, h)),
         );
     }
@@ -62,6 +76,7 @@ fn hook_cmd(t: &Target, rel: &NewRelease, h: &davit_config::Hook) -> Cmd {
         HookPlace::Image => docker::hook_in_image(
             &rel.image,
             &env_path(t, &rel.id),
+            t.processes.as_ref().map(|s| s.network.as_str()),
             &h.run,
             h.replace_entrypoint,
             timeout,

@@ -8,10 +8,11 @@
 //! can prepare every host before the first one changes.
 
 use crate::ledger::{self, Event, Record};
+use crate::migration_report::MigrationFailure;
 use crate::observe::Observed;
 use crate::strategy::{self, Rollback};
 use crate::target::Target;
-use crate::{NewRelease, Options, Report, docker, pull};
+use crate::{NewRelease, Options, Report, docker, hooks, pull};
 use async_trait::async_trait;
 use davit_config::PullPolicy;
 use davit_core::{Action, Exit, Failure, Plan, Step};
@@ -33,6 +34,8 @@ pub(crate) struct Deploy {
     pub warnings: Vec<String>,
     /// A release was live before: what a failed compose deploy's undo goes back to.
     pub previous_live: bool,
+    /// The process containers before the deploy (a singleton's gap is measured against them).
+    pub procs: Option<crate::processes::ProcObserved>,
 }
 
 /// Get the host ready for `version` and plan the deploy from `obs`. The preparation (pulling
@@ -50,6 +53,7 @@ pub(crate) async fn plan_deploy(
 ) -> Result<Deploy, Failure> {
     let dry_run = opts.dry_run;
     let s = strategy::pick(&t.strategy);
+    strategy::check_processes(&*s, t)?;
     let image = t.image_for(version);
     let mut warnings = obs.ledger_warnings();
     if !dry_run {
@@ -72,6 +76,7 @@ pub(crate) async fn plan_deploy(
             t,
             version,
             observer,
+            backup_taken: Default::default(),
         };
         run_plan_with(exec, &plan, observer, &Cancel::new(), &actions)
             .await
@@ -111,6 +116,11 @@ pub(crate) async fn plan_deploy(
         actor: t.actor.clone(),
         reason: None,
         approval: opts.approval.clone(),
+        processes: t
+            .processes
+            .as_ref()
+            .map(ledger::ProcessRecord::of)
+            .unwrap_or_default(),
     };
     push_records(&mut plan, t, std::slice::from_ref(&record));
     if !dry_run {
@@ -123,6 +133,7 @@ pub(crate) async fn plan_deploy(
         record,
         warnings,
         previous_live: ledger::live(&obs.ledger).is_some(),
+        procs: obs.procs.clone(),
     })
 }
 
@@ -142,6 +153,7 @@ pub(crate) async fn run_deploy(
         mut record,
         mut warnings,
         previous_live,
+        procs,
     } = d;
     let rest = Plan {
         title: plan.title.clone(),
@@ -151,11 +163,13 @@ pub(crate) async fn run_deploy(
         t,
         version: &rel.version,
         observer,
+        backup_taken: Default::default(),
     };
     let clock = crate::compose::ServedClock::new(observer);
     match run_plan_with(exec, &rest, &clock, &opts.cancel, &actions).await {
         Ok(tolerated) => {
             record_warnings(&rest, &tolerated, &mut warnings);
+            crate::processes::report_gaps(exec, t, &rel, procs.as_ref(), observer).await;
             Ok(Report {
                 plan,
                 record: Some(record),
@@ -176,8 +190,13 @@ pub(crate) async fn run_deploy(
             Err(f)
         }
         Err(e) => {
+            let migration = migration_failure(&e);
+            let what = migration.as_ref().map(|m| m.summary());
             record.event = Event::Failed;
-            record.reason = Some(e.to_string());
+            record.reason = Some(match &what {
+                Some(m) => format!("{m}: {e}"),
+                None => e.to_string(),
+            });
             record.at = ledger::now();
             append(exec, t, &record, &mut warnings).await;
             // A failed check (a health gate, Swarm reverting the update) rejects the release.
@@ -190,13 +209,17 @@ pub(crate) async fn run_deploy(
                 Failure::new(
                     exit,
                     format!(
-                        "deploy of {} to {} failed; {}: {e}",
+                        "deploy of {} to {} failed; {}: {e}{}",
                         rel.version,
                         t.environment,
-                        clock.aftermath(previous_live)
+                        clock.aftermath(previous_live),
+                        what.map(|m| format!("\n{m}")).unwrap_or_default()
                     ),
                 )
-                .with_hint(hint_for(t, &rest, &e)),
+                .with_hint(match &migration {
+                    Some(m) => migration_hint(t, m, actions.backup_taken()),
+                    None => hint_for(t, &rest, &e),
+                }),
                 &warnings,
             ))
         }
@@ -276,6 +299,14 @@ struct DeployActions<'a> {
     version: &'a str,
     /// Where the backup says which dump it took and verified.
     observer: &'a dyn Observer,
+    /// The id of the verified backup this deploy took, for a failed migration's report.
+    backup_taken: std::sync::Mutex<Option<String>>,
+}
+
+impl DeployActions<'_> {
+    fn backup_taken(&self) -> Option<String> {
+        self.backup_taken.lock().map(|b| b.clone()).unwrap_or(None)
+    }
 }
 
 #[async_trait]
@@ -284,11 +315,50 @@ impl Actions for DeployActions<'_> {
         match action {
             Action::Pull { image } => pull::pull(exec, image).await,
             Action::Backup { label } => {
-                backup(exec, self.t, label, self.version, self.observer).await
+                let id = backup(exec, self.t, label, self.version, self.observer).await?;
+                if let Ok(mut b) = self.backup_taken.lock() {
+                    *b = id;
+                }
+                Ok(())
             }
             Action::ProbeSwarmNodes { probe } => crate::swarm::probe_nodes(exec, probe).await,
         }
     }
+}
+
+/// The migration a failed pre-deploy hook was applying, when its output says (T51).
+fn migration_failure(e: &PlanError) -> Option<MigrationFailure> {
+    if !e.summary.starts_with(hooks::PRE_DEPLOY) {
+        return None;
+    }
+    crate::migration_report::failed_migration(
+        e.cause.stdout().unwrap_or_default(),
+        e.cause.stderr().unwrap_or_default(),
+    )
+}
+
+/// What to do after a migration failed half-way: the web was never switched, but the
+/// migrations before the failed one changed the schema it runs on.
+fn migration_hint(t: &Target, m: &MigrationFailure, backup: Option<String>) -> String {
+    let mut h = String::from(
+        "the previous release keeps serving and was never switched; fix the failed migration and deploy again",
+    );
+    if !m.applied.is_empty() {
+        h.push_str(
+            "; the migrations applied before it stay applied: check the previous release works with them",
+        );
+    }
+    match backup {
+        Some(id) => h.push_str(&format!(
+            "; the verified backup {id} was taken before any migration ran: `davit backup restore {} {id} --database <name>` restores it",
+            t.environment
+        )),
+        None if t.backup.is_none() => h.push_str(
+            "; no backup was taken (add [environments.<env>.backup] so one is taken before migrations)",
+        ),
+        None => {}
+    }
+    h
 }
 
 /// A rollback planned on one host, ready to run.
@@ -300,6 +370,8 @@ pub(crate) struct Restore {
     /// The record the plan appends when the rollback succeeds.
     pub restored: Record,
     pub warnings: Vec<String>,
+    /// The process containers before the rollback (see [`Deploy::procs`]).
+    pub procs: Option<crate::processes::ProcObserved>,
 }
 
 /// Plan a rollback from `obs` to the previous good release, or to `to_version`: the strategy's
@@ -354,9 +426,9 @@ pub(crate) async fn plan_rollback(
         live: live.as_ref(),
         dry_run,
     };
-    let (mut plan, color) = strategy::pick(&t.strategy)
-        .plan_rollback(exec, t, &rb, obs, &mut warnings)
-        .await?;
+    let s = strategy::pick(&t.strategy);
+    strategy::check_processes(&*s, t)?;
+    let (mut plan, color) = s.plan_rollback(exec, t, &rb, obs, &mut warnings).await?;
     if !dry_run {
         preflight(exec, &plan).await?;
     }
@@ -368,6 +440,10 @@ pub(crate) async fn plan_rollback(
     if color.is_some() {
         restored.color = color;
     }
+    // The processes started again are the config's, as the plan ran them.
+    if let Some(set) = &t.processes {
+        restored.processes = ledger::ProcessRecord::of(set);
+    }
     records.push(restored.clone());
     push_records(&mut plan, t, &records);
     Ok(Restore {
@@ -375,6 +451,7 @@ pub(crate) async fn plan_rollback(
         to,
         restored,
         warnings,
+        procs: obs.procs.clone(),
     })
 }
 
@@ -410,15 +487,23 @@ pub(crate) async fn run_rollback(
         to,
         restored,
         mut warnings,
+        procs,
     } = r;
     let actions = DeployActions {
         t,
         version: &to.version,
         observer,
+        backup_taken: Default::default(),
     };
     match run_plan_with(exec, &plan, observer, &opts.cancel, &actions).await {
         Ok(tolerated) => {
             record_warnings(&plan, &tolerated, &mut warnings);
+            let rel = NewRelease {
+                id: to.id.clone(),
+                version: to.version.clone(),
+                image: to.image.clone(),
+            };
+            crate::processes::report_gaps(exec, t, &rel, procs.as_ref(), observer).await;
             Ok(Report {
                 plan,
                 record: Some(restored),
@@ -466,9 +551,9 @@ async fn backup(
     label: &str,
     version: &str,
     observer: &dyn Observer,
-) -> Result<(), Failure> {
+) -> Result<Option<String>, Failure> {
     let Some(settings) = &t.backup else {
-        return Ok(());
+        return Ok(None);
     };
     let spec = settings
         .spec(|k| std::env::var(k).ok())
@@ -500,7 +585,7 @@ async fn backup(
             manifest.id, manifest.size
         ),
     });
-    Ok(())
+    Ok(Some(manifest.id))
 }
 
 /// Every program the plan runs must exist, checked once, all missing named together.

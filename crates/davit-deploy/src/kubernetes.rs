@@ -221,6 +221,7 @@ rollout_timeout_secs = 120
                 actor: "ci".into(),
                 reason: None,
                 approval: None,
+                processes: Vec::new(),
             }],
             ..Default::default()
         }

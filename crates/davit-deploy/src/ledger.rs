@@ -52,6 +52,42 @@ pub struct Record {
     /// The approval decision that allowed it (production), as recorded by davit-approve.
     #[serde(default)]
     pub approval: Option<serde_json::Value>,
+    /// The release's processes (web, workers, a scheduler) as davit started them; empty for a
+    /// release of one web container. What runs now is read from the host's container labels
+    /// (`davit status`); this is the history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessRecord>,
+}
+
+/// One process of a release, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    pub name: String,
+    /// Containers of it.
+    pub replicas: u32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub web: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub singleton: bool,
+    /// Its argv; None for the image's own command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+}
+
+impl ProcessRecord {
+    /// The records of a set's processes.
+    pub fn of(set: &davit_config::AppSet) -> Vec<ProcessRecord> {
+        set.processes
+            .iter()
+            .map(|p| ProcessRecord {
+                name: p.name.clone(),
+                replicas: p.replicas,
+                web: p.web,
+                singleton: p.singleton,
+                command: p.command.clone(),
+            })
+            .collect()
+    }
 }
 
 /// Parse ledger text; torn or foreign lines are returned separately so callers can warn.
@@ -185,6 +221,7 @@ mod tests {
             actor: "t".into(),
             reason: None,
             approval: None,
+            processes: Vec::new(),
         }
     }
 

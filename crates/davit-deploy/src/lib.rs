@@ -20,6 +20,7 @@ pub mod journal;
 pub mod kubernetes;
 pub mod ledger;
 pub mod lock;
+pub mod migration_report;
 pub mod nginx;
 pub mod observe;
 pub mod processes;
@@ -37,7 +38,7 @@ use davit_exec::{Executor, Observer};
 use ledger::Record;
 use std::path::PathBuf;
 
-pub(crate) use hooks::{push_env_and_pre_hooks, push_post_hooks};
+pub(crate) use hooks::{push_env, push_env_and_pre_hooks, push_post_hooks, push_pre_hooks};
 pub use observe::{Observed, Seen, observe};
 pub use target::Target;
 

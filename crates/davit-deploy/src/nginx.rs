@@ -22,6 +22,20 @@ pub const MARKER: &str = "# davit-live";
 /// [`ProxyDrain`]: davit_core::ProxyDrain
 pub const WORKER_PROCESSES: u32 = 1;
 
+/// The name of the traffic log's format in the site file.
+pub const TRAFFIC_FORMAT: &str = "davit_traffic";
+
+/// One JSON object per response: when (`$msec`, seconds since the epoch with milliseconds),
+/// which color and release served it, nginx's status, the app's status and timing (`-` or
+/// empty when nginx never got an answer from the app: a refused, reset or timed-out upstream,
+/// which nginx answers 502 or 504 itself) and nginx's own time. No URI, query or header: they
+/// can carry secrets. `escape=json` keeps every value a valid JSON string.
+fn traffic_format(color: &str, release: &str) -> String {
+    format!(
+        "log_format {TRAFFIC_FORMAT} escape=json '{{\"t\":$msec,\"color\":\"{color}\",\"release\":\"{release}\",\"status\":$status,\"upstream_status\":\"$upstream_status\",\"upstream_addr\":\"$upstream_addr\",\"upstream_time\":\"$upstream_response_time\",\"request_time\":$request_time}}';\n"
+    )
+}
+
 /// Paths of the managed instance.
 #[derive(Debug, Clone)]
 pub struct Files {
@@ -62,6 +76,11 @@ impl Files {
     }
     pub fn error_log(&self) -> PathBuf {
         self.dir.join("error.log")
+    }
+    /// The traffic log of one color: a JSON line per response nginx sent while that color was
+    /// live (see [`TRAFFIC_FORMAT`]), which verify follows (`davit-verify`'s traffic module).
+    pub fn traffic_log(&self, color: &str) -> PathBuf {
+        self.dir.join(format!("traffic-{color}.log"))
     }
 
     fn main_text(&self, site: &Path) -> String {
@@ -198,6 +217,16 @@ pub fn site_conf_with(
     };
     let plain = "        proxy_set_header Connection \"\";\n";
     let mut server = String::new();
+    // Every response of this color, as it happens, for verify to judge the release from its
+    // own traffic. Per color: after a switch, the old workers still finishing requests for
+    // the previous color write to that color's file.
+    if t.verify.traffic && safe_in_format(color) && safe_in_format(release) {
+        maps.push_str(&traffic_format(color, release));
+        server.push_str(&format!(
+            "    access_log {} {TRAFFIC_FORMAT};\n",
+            Files::of(t).traffic_log(color).display()
+        ));
+    }
     if let Some(size) = &p.client_max_body_size {
         server.push_str(&format!("    client_max_body_size {size};\n"));
     }
@@ -364,6 +393,13 @@ pub fn volume_mounts(t: &Target) -> Vec<(String, String)> {
             Some((source, f.mount.clone()?))
         })
         .collect()
+}
+
+/// Whether a name can stand inside the quoted log format (davit's colors and release ids can).
+fn safe_in_format(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '+'))
 }
 
 fn listen_addr(a: &str) -> String {

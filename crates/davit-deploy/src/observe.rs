@@ -34,6 +34,9 @@ pub struct Observed {
     /// Blue-green: host folders of the named volumes the proxy serves (see
     /// [`nginx::volume_dirs`]).
     pub volumes: std::collections::BTreeMap<String, std::path::PathBuf>,
+    /// The release's process containers (by their labels) and whether the app network exists,
+    /// when the target has processes besides web (see [`crate::processes`]).
+    pub procs: Option<crate::processes::ProcObserved>,
     /// Blue-green: a switch whose write-ahead record has nothing after it (see
     /// [`crate::journal`]).
     pub switch_cut_short: Option<crate::journal::Entry>,
@@ -148,6 +151,13 @@ pub async fn observe(
     crate::strategy::pick(&t.strategy)
         .observe(exec, t, &mut obs)
         .await?;
+    if let Some(set) = &t.processes {
+        obs.procs = Some(
+            crate::processes::observe(exec, &t.app, &t.environment, &set.network)
+                .await
+                .map_err(|e| Failure::infra(format!("reading the process containers: {e}")))?,
+        );
+    }
     if let Some(image) = image {
         obs.image_id = docker::image_id(exec, image).await;
         obs.needs_pull = match t.pull {

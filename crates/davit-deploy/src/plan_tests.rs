@@ -102,6 +102,7 @@ pub(crate) fn ledger_live(version: &str, strategy: &str) -> Vec<ledger::Record> 
         actor: "ci".into(),
         reason: None,
         approval: None,
+        processes: Vec::new(),
     }]
 }
 
@@ -209,8 +210,7 @@ fn blue_green_rollback_switches_back_and_stops_the_bad_color() {
         &t,
         ports(&t),
         "blue",
-        "r-v2",
-        "v2",
+        &rel("v2"),
         false,
         Some("green"),
         &obs
@@ -394,4 +394,101 @@ fn swarm_and_kubernetes_plans_through_the_strategy() {
         ..Default::default()
     };
     insta::assert_snapshot!("kubernetes_later", render(&plan(&k8s, &rel("v2"), &obs)));
+}
+
+const PROCESSES: &str = r#"
+[processes.web]
+volumes = ["media:/app/media"]
+[processes.worker]
+command = ["celery", "-A", "shop", "worker"]
+replicas = 2
+stop_grace_secs = 60
+volumes = ["media:/app/media"]
+[processes.beat]
+command = ["celery", "-A", "shop", "beat"]
+singleton = true
+[volumes.media]
+[[environments.production.hooks.pre_deploy]]
+run = ["python", "manage.py", "migrate", "--noinput"]
+[[environments.production.hooks.post_deploy]]
+run = ["/usr/local/bin/notify", "deployed"]
+on = "host"
+"#;
+
+/// v2 live in green with its worker (2 replicas) and beat running.
+fn with_processes_live() -> Observed {
+    let mut obs = live("green", "v2");
+    let c = |process: &str, replica: u32| processes::ProcContainer {
+        name: format!("shop-production-{process}-r-v2-{replica}"),
+        process: process.into(),
+        release: "r-v2".into(),
+        version: "v2".into(),
+        running: true,
+        color: String::new(),
+    };
+    obs.procs = Some(processes::ProcObserved {
+        containers: vec![c("beat", 1), c("worker", 1), c("worker", 2)],
+        network_exists: true,
+    });
+    obs
+}
+
+/// A blue-green deploy with processes: the volume before the migration (which runs on the app
+/// network), the new workers and the singleton around the web's gate and switch, the old workers
+/// drained after it, then the post-deploy hook; the web on the network with its volume.
+#[test]
+fn blue_green_with_processes_moves_every_process_around_the_switch() {
+    let t = target(PROCESSES, "production");
+    let plan = plan(&t, &rel("v3"), &with_processes_live());
+    let text = render(&plan);
+    insta::assert_snapshot!("processes_blue_green_deploy", text);
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in:\n{text}"))
+    };
+    assert!(at("volume shop-production_media exists") < at("pre-deploy hook 1"));
+    assert!(at("--network shop-production registry.example.com/acme/shop:v3 python") > 0);
+    assert!(at("pre-deploy hook 1") < at("start worker 1/2 of v3"));
+    assert!(at("start worker 2/2 of v3") < at("stop beat of v2"));
+    assert!(at("stop beat of v2") < at("start beat 1/1 of v3"));
+    assert!(at("start beat 1/1 of v3") < at("start blue with v3"));
+    assert!(at("switch: rename") < at("drain worker of v2"));
+    assert!(at("drain worker of v2") < at("post-deploy hook 1"));
+    assert!(at("--mount type=volume,source=shop-production_media,target=/app/media") > 0);
+    assert!(text.contains("--label davit.process=web"));
+}
+
+/// A rollback moves every process back around the switch and runs no hook.
+#[test]
+fn blue_green_rollback_with_processes_runs_no_hook() {
+    let t = target(PROCESSES, "production");
+    let mut obs = with_processes_live();
+    obs.live = Some(nginx::LiveSite {
+        color: "green".into(),
+        release: "r-v2".into(),
+        version: "v2".into(),
+    });
+    let back = bluegreen::plan_switch_back(
+        &t,
+        ports(&t),
+        "blue",
+        &rel("v1"),
+        false,
+        Some("green"),
+        &obs,
+    );
+    let text = render(&back);
+    assert!(!text.contains("hook"), "{text}");
+    assert!(text.contains("start worker 1/2 of v1") && text.contains("drain worker of v2"));
+    assert!(
+        text.find("drain worker of v2").unwrap()
+            < text.find("stop the rolled-back green container").unwrap(),
+        "{text}"
+    );
+    let redeploy = bluegreen::plan_redeploy(&t, ports(&t), &rel("v1"), Some("green"), &obs);
+    let text = render(&redeploy);
+    assert!(
+        !text.contains("hook"),
+        "a re-created release ran a hook:\n{text}"
+    );
 }

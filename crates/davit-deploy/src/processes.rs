@@ -19,6 +19,8 @@
 //! caller leaves out migrations and hooks. Containers are found by their labels
 //! (`davit.process`), never by name patterns, and volumes are never removed.
 
+use crate::target::Target;
+use crate::{NewRelease, Observed};
 use davit_config::{AppSet, HealthCmd, ProcessSpec, Readiness};
 use davit_core::plan::shell_quote;
 use davit_core::{Cmd, ContainerReady, Plan, ReadyCheck, Step};
@@ -38,6 +40,8 @@ pub struct ProcContainer {
     pub release: String,
     pub version: String,
     pub running: bool,
+    /// The blue-green color of a web container (empty for every other process).
+    pub color: String,
 }
 
 /// What the planner needs to know of the host.
@@ -71,6 +75,7 @@ pub fn ps_cmd(app: &str, environment: &str) -> Cmd {
             ".Label \"davit.release\"",
             ".Label \"davit.version\"",
             ".State",
+            ".Label \"davit.color\"",
         ],
     )
 }
@@ -81,13 +86,14 @@ pub fn parse_ps(out: &str) -> Vec<ProcContainer> {
         .filter_map(|l| {
             let f: Vec<&str> = l.trim().split('\t').collect();
             match f.as_slice() {
-                [name, process, release, version, state] if !process.is_empty() => {
+                [name, process, release, version, state, rest @ ..] if !process.is_empty() => {
                     Some(ProcContainer {
                         name: name.to_string(),
                         process: process.to_string(),
                         release: release.to_string(),
                         version: version.to_string(),
                         running: matches!(*state, "running" | "restarting"),
+                        color: rest.first().map(|c| c.to_string()).unwrap_or_default(),
                     })
                 }
                 _ => None,
@@ -324,7 +330,9 @@ pub fn process_volumes(set: &AppSet) -> Vec<String> {
 }
 
 /// Every process of the release moved, the web steps in the middle. See the module docs for the
-/// order; each change carries its undo, so a failure anywhere reverts every process.
+/// order; each change carries its undo, so a failure anywhere reverts every process. The network
+/// and volumes come first and separately ([`plan_network_and_volumes`]): the migration hook runs
+/// on that network before any process of the new release starts.
 pub fn plan_release(
     plan: &mut Plan,
     set: &AppSet,
@@ -332,7 +340,6 @@ pub fn plan_release(
     seen: &ProcObserved,
     web: impl FnOnce(&mut Plan),
 ) {
-    plan_network_and_volumes(plan, set, &process_volumes(set), seen.network_exists);
     // 1. New workers beside the old ones, each ready before anything else changes.
     for p in set.others().filter(|p| !p.singleton) {
         start_new(plan, rel, set, seen, p);
@@ -384,10 +391,13 @@ pub fn plan_release(
 
 /// After the release is recorded: remove the old releases' stopped process containers (their
 /// volumes stay). Failures here leave a stopped container behind and nothing else.
+///
+/// A singleton this move stopped stays (stopped) until the next move: Docker's timestamps on it
+/// are how the gap is measured ([`singleton_gaps`]), and its logs stay readable meanwhile.
 pub fn plan_cleanup(plan: &mut Plan, rel: &ProcRelease<'_>, seen: &ProcObserved, set: &AppSet) {
     for c in seen.containers.iter().filter(|c| c.release != rel.id) {
-        let web = set.processes.iter().any(|p| p.web && p.name == c.process);
-        if web {
+        let spec = set.processes.iter().find(|p| p.name == c.process);
+        if spec.is_some_and(|p| p.web || (p.singleton && c.running)) {
             continue;
         }
         plan.push(
@@ -398,6 +408,12 @@ pub fn plan_cleanup(plan: &mut Plan, rel: &ProcRelease<'_>, seen: &ProcObserved,
             Step::ExecIgnoringFailure(rm_cmd(&c.name)),
         );
     }
+}
+
+/// The labels of the web process's containers, so `davit status` finds every process of a
+/// release the same way (the color's own labels come from the strategy).
+pub fn web_label(set: &AppSet) -> Option<String> {
+    set.web().map(|w| format!("{PROCESS_LABEL}={}", w.name))
 }
 
 /// How long each singleton was not running during a move: from the old container's finish to
@@ -437,6 +453,29 @@ pub async fn singleton_gaps(
     out
 }
 
+/// The singletons' gaps of a move that succeeded, on the timeline ("celery-beat was not running
+/// for 0.4s"): the price of never running twice, said rather than hidden.
+pub(crate) async fn report_gaps(
+    exec: &dyn Executor,
+    t: &Target,
+    rel: &NewRelease,
+    before: Option<&ProcObserved>,
+    observer: &dyn davit_exec::Observer,
+) {
+    let (Some(set), Some(before)) = (&t.processes, before) else {
+        return;
+    };
+    let env_file = crate::env_path(t, &rel.id);
+    for (p, gap) in singleton_gaps(exec, set, &of(t, rel, &env_file), before).await {
+        observer.event(&davit_exec::Event::Note {
+            text: &format!(
+                "{p} was not running for {:.1}s (the old one stopped before the new one started: never two at once)",
+                gap.as_secs_f64()
+            ),
+        });
+    }
+}
+
 /// `started - finished`, both RFC 3339 as Docker prints them; None when unparsable or negative
 /// (which would mean two were running at once).
 pub fn gap(finished: &str, started: &str) -> Option<Duration> {
@@ -459,6 +498,53 @@ pub fn versions(seen: &ProcObserved) -> Vec<(String, String, usize)> {
     }
     out.sort();
     out
+}
+
+/// A strategy's plan with processes: the network and volumes the release's processes use,
+/// before anything else (the migration hook runs on that network). Nothing without processes.
+pub(crate) fn push_network(plan: &mut Plan, t: &Target, obs: &Observed) {
+    if let Some(set) = &t.processes {
+        let seen = obs.procs.as_ref().is_some_and(|p| p.network_exists);
+        plan_network_and_volumes(plan, set, &process_volumes(set), seen);
+    }
+}
+
+/// The strategy's web steps (`web`) with every other process of `rel` moved around them
+/// ([`plan_release`]); just the web steps without processes.
+pub(crate) fn around_web(
+    plan: &mut Plan,
+    t: &Target,
+    rel: &NewRelease,
+    obs: &Observed,
+    web: impl FnOnce(&mut Plan),
+) {
+    let Some(set) = &t.processes else {
+        return web(plan);
+    };
+    let env_file = crate::env_path(t, &rel.id);
+    let seen = obs.procs.clone().unwrap_or_default();
+    plan_release(plan, set, &of(t, rel, &env_file), &seen, web);
+}
+
+/// The old releases' stopped process containers removed, at the end of a plan that moved
+/// every process to `rel` (nothing fallible comes after it but the ledger record).
+pub(crate) fn push_cleanup(plan: &mut Plan, t: &Target, rel: &NewRelease, obs: &Observed) {
+    if let Some(set) = &t.processes {
+        let env_file = crate::env_path(t, &rel.id);
+        let seen = obs.procs.clone().unwrap_or_default();
+        plan_cleanup(plan, &of(t, rel, &env_file), &seen, set);
+    }
+}
+
+fn of<'a>(t: &'a Target, rel: &'a NewRelease, env_file: &'a Path) -> ProcRelease<'a> {
+    ProcRelease {
+        app: &t.app,
+        environment: &t.environment,
+        id: &rel.id,
+        version: &rel.version,
+        image: &rel.image,
+        env_file,
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ fn running(process: &str, release: &str, version: &str) -> ProcContainer {
         release: release.into(),
         version: version.into(),
         running: true,
+        color: String::new(),
     }
 }
 
@@ -56,6 +57,7 @@ fn web_marker(plan: &mut Plan) {
 
 fn plan_for(set: &AppSet, r: &ProcRelease, seen: &ProcObserved) -> Plan {
     let mut plan = Plan::new(format!("move every process to {}", r.version));
+    plan_network_and_volumes(&mut plan, set, &process_volumes(set), seen.network_exists);
     plan_release(&mut plan, set, r, seen, web_marker);
     plan.push("record the release", Step::Exec(Cmd::new("ledger")));
     plan_cleanup(&mut plan, r, seen, set);
@@ -195,13 +197,21 @@ async fn a_failed_web_switch_reverts_every_process() {
 
 #[test]
 fn ps_output_is_read_by_labels() {
-    let out = "tasks-production-celery-worker-r1-1\tcelery-worker\tr1\tv1\trunning\n\
-               tasks-production-celery-beat-r1-1\tcelery-beat\tr1\tv1\texited\n\
+    // The last column (the color) is empty for every process but web; Docker prints it as a
+    // trailing tab.
+    let out = "tasks-production-celery-worker-r1-1\tcelery-worker\tr1\tv1\trunning\t\n\
+               tasks-production-celery-beat-r1-1\tcelery-beat\tr1\tv1\texited\t\n\
+               davit-tasks-production-blue\tbackend\tr1\tv1\trunning\tblue\n\
                garbage line\n";
-    let seen = parse_ps(out);
-    assert_eq!(seen.len(), 2);
+    let mut seen = parse_ps(out);
+    assert_eq!(seen.len(), 3);
+    let web = seen.remove(0);
+    assert_eq!(
+        (web.process.as_str(), web.color.as_str()),
+        ("backend", "blue")
+    );
     assert!(!seen[0].running && seen[0].process == "celery-beat");
-    assert!(seen[1].running);
+    assert!(seen[1].running && seen[1].color.is_empty());
     let v = versions(&ProcObserved {
         containers: seen,
         network_exists: true,
@@ -209,7 +219,7 @@ fn ps_output_is_read_by_labels() {
     assert_eq!(v, [("celery-worker".to_string(), "v1".to_string(), 1)]);
     assert_eq!(
         ps_cmd("tasks", "production").render(),
-        "docker ps -a --no-trunc --filter label=davit.app=tasks --filter label=davit.environment=production --filter label=davit.process --format '{{.Names}}\t{{.Label \"davit.process\"}}\t{{.Label \"davit.release\"}}\t{{.Label \"davit.version\"}}\t{{.State}}'"
+        "docker ps -a --no-trunc --filter label=davit.app=tasks --filter label=davit.environment=production --filter label=davit.process --format '{{.Names}}\t{{.Label \"davit.process\"}}\t{{.Label \"davit.release\"}}\t{{.Label \"davit.version\"}}\t{{.State}}\t{{.Label \"davit.color\"}}'"
     );
 }
 

@@ -82,6 +82,7 @@ impl Case {
                 actor: "ci".into(),
                 reason: None,
                 approval: None,
+                processes: Vec::new(),
             })
             .collect()
     }

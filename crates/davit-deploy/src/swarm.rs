@@ -457,7 +457,7 @@ const LOCAL: &str = "127.0.0.1";
 /// service, so a release is out (or an undo done) only when every node that is up serves it.
 fn gate(t: &Target, s: &Swarm, version: &str) -> Step {
     Step::Action(Action::ProbeSwarmNodes {
-        probe: probe(t, s, version),
+        probe: Box::new(probe(t, s, version)),
     })
 }
 
@@ -718,6 +718,7 @@ published_port = 8080
                     actor: "ci".into(),
                     reason: None,
                     approval: None,
+                    processes: Vec::new(),
                 })
                 .into_iter()
                 .collect(),

@@ -46,6 +46,10 @@ pub struct Target {
     pub missing_secrets: Vec<String>,
     /// Backup settings (`[environments.X.backup]`); parsed, its secrets read at use.
     pub backup: Option<davit_backup::BackupSettings>,
+    /// The release's processes, services, network and volumes when the config describes more
+    /// than the one web container (`[processes]`, `[services]`, `[volumes]` or `compose_file`):
+    /// every deploy and rollback then moves every process, and the web joins the network.
+    pub processes: Option<davit_config::AppSet>,
 }
 
 /// One variant per strategy, holding the settings only that strategy uses: a planner receives
@@ -115,6 +119,24 @@ impl Target {
                     })?,
             ),
         };
+        let processes = if cfg.has_processes() {
+            let set = cfg
+                .app_set(&davit_config::Resolve {
+                    env_name,
+                    lookup: secrets,
+                })
+                .map_err(config_failure)?;
+            Some(set)
+        } else {
+            None
+        };
+        // `[app] command` wins; otherwise the web process's own (the compose file's command).
+        let command = cfg.app.command.clone().or_else(|| {
+            processes
+                .as_ref()
+                .and_then(|s| s.web())
+                .and_then(|w| w.command.clone())
+        });
         // Ports were validated with the config; the conversions cannot fail.
         let port = |p: u32| u16::try_from(p).unwrap_or(0);
         Ok(Target {
@@ -139,12 +161,13 @@ impl Target {
             post_deploy: env.hooks.post_deploy.clone(),
             env: merged,
             secret_env,
-            command: cfg.app.command.clone(),
+            command,
             url: env.url.clone(),
             actor: crate::ledger::actor(),
             ssh: env.ssh.clone(),
             missing_secrets: missing,
             backup,
+            processes,
         })
     }
 

@@ -165,6 +165,7 @@ pub async fn repair(
             recorded.unwrap_or("nothing live")
         )),
         approval: None,
+        processes: Vec::new(),
     };
     exec.mkdir(&t.state_dir, 0o750)
         .await

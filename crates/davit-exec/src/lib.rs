@@ -79,6 +79,9 @@ pub enum ExecError {
         command: String,
         status: i32,
         stderr: String,
+        /// Its standard output: not shown (it may be long), but read where progress lines say
+        /// how far the command got (which migration a migration hook was applying).
+        stdout: String,
     },
     #[error("{host}: {op} {path}: {source}")]
     Io {
@@ -161,6 +164,7 @@ pub trait Executor: Send + Sync {
                 command: cmd.render(),
                 status: out.status,
                 stderr: out.stderr,
+                stdout: out.stdout,
             })
         }
     }

@@ -109,6 +109,14 @@ impl StepError {
             _ => None,
         }
     }
+
+    /// The standard output of a command that exited non-zero.
+    pub fn stdout(&self) -> Option<&str> {
+        match self {
+            StepError::Exec(ExecError::Failed { stdout, .. }) => Some(stdout),
+            _ => None,
+        }
+    }
 }
 
 fn undo_note(errs: &[String]) -> String {

@@ -4,13 +4,16 @@
 //! the health check on the release's own port and through the public path, an optional smoke
 //! test, then a watch window in which the public path is probed every interval and, when
 //! `[analysis]` is configured, golden-signal metrics (error rate, p95 latency, request rate) are
-//! measured with Argo-Rollouts semantics (`davit-analysis`). A run of failed probes or a failed
-//! analysis decides: davit rolls back through the deploy library, which itself verifies the
+//! measured with Argo-Rollouts semantics (`davit-analysis`), while the live color's own traffic
+//! (every response the managed nginx sent) is judged over a sliding window ([`traffic`]). A run
+//! of failed probes, a failed analysis or a bad traffic window decides: davit rolls back through the deploy library, which itself verifies the
 //! restored release through the proxy, and the command exits 1 so the workflow shows red. The
 //! previous color keeps running for the whole window, so that rollback is one switch.
 
 mod notify;
 pub mod records;
+mod tail;
+pub mod traffic;
 mod verdict;
 mod watch;
 
@@ -263,6 +266,7 @@ pub async fn verify(
         analysis: None,
         infra_failure: false,
         held: false,
+        traffic: None,
     };
     let at = |s: Instant| s.elapsed().as_secs_f32();
 
@@ -351,6 +355,7 @@ pub async fn verify(
             }
             None => None,
         };
+        let mut traffic = watch::traffic_watch(t, obs.live.as_ref());
         watch(
             exec,
             t,
@@ -360,8 +365,22 @@ pub async fn verify(
             started,
             &mut verdict,
             analysis.as_mut(),
+            traffic.as_mut(),
         )
         .await;
+        if let Some(tw) = traffic {
+            let summary = tw.judge.into_summary();
+            if summary.decided.is_none() {
+                timeline.note(&format!("verify: traffic: {}", summary.describe()));
+                verdict.measurements.push(Measurement {
+                    at_secs: at(started),
+                    check: format!("traffic {}", summary.color),
+                    ok: true,
+                    detail: summary.describe(),
+                });
+            }
+            verdict.traffic = Some(summary);
+        }
         if let Some(mut a) = analysis {
             let v = if a.status() == davit_analysis::Status::Running {
                 a.finish()

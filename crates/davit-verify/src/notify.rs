@@ -37,6 +37,24 @@ pub(crate) async fn notify_with(
         rollback_verified,
         run_url: run_url(|k| std::env::var(k).ok()),
     };
+    // The probes or the traffic decided while the analysis was still measuring: the
+    // notification tells what verify did and why, not the analysis' unfinished "keep".
+    let decided_by_verify;
+    let analysis = if !verdict.healthy
+        && !verdict.held
+        && !verdict.infra_failure
+        && analysis.action == davit_analysis::Action::Keep
+    {
+        decided_by_verify = davit_analysis::Verdict {
+            status: davit_analysis::Status::Failed,
+            action: davit_analysis::Action::Rollback,
+            reason: verdict.reason.clone().unwrap_or_default(),
+            ..analysis.clone()
+        };
+        &decided_by_verify
+    } else {
+        analysis
+    };
     for w in notifier.send(&ctx, analysis).await {
         timeline.note(&format!("warning: {w}"));
     }

@@ -34,6 +34,8 @@ pub struct Verdict {
     /// The analysis was inconclusive and its policy is `hold`: not promoted, not rolled back.
     #[serde(skip)]
     pub held: bool,
+    /// What the live color's own traffic showed during the watch window, when it was judged.
+    pub traffic: Option<crate::traffic::Summary>,
 }
 
 impl Verdict {
@@ -103,6 +105,9 @@ impl Verdict {
                 md(&m.detail)
             ));
         }
+        if let Some(t) = &self.traffic {
+            s.push_str(&format!("\n**Traffic:** {}\n", md(&t.describe())));
+        }
         if let Some(a) = &self.analysis {
             s.push('\n');
             s.push_str(&a.markdown());
@@ -139,6 +144,7 @@ mod tests {
             analysis: None,
             infra_failure: false,
             held: false,
+            traffic: None,
         }
     }
 

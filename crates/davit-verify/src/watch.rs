@@ -1,17 +1,126 @@
-//! The watch window: the public path probed every interval, a run of failures deciding, and
-//! the metric analysis ticked on its own interval beside it.
+//! The watch window: the public path probed every interval, a run of failures deciding, the
+//! metric analysis ticked on its own interval beside it, and the live color's own traffic
+//! followed beside both ([`crate::traffic`]): whichever finds the release bad first decides.
 
+use crate::tail::{Poll, Tail};
+use crate::traffic::{Figures, Judge, Limits};
 use crate::{Measurement, Verdict, VerifyOptions, proxy_recovered};
 use davit_core::Probe;
 use davit_deploy::Target;
 use davit_exec::runner::check_response;
 use davit_exec::{Executor, Timeline};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// The probe loop of the watch window, with the analysis ticked on its own interval. Returns
-/// when the window ends, the probes hit the failure limit, or the analysis decides.
+/// How often the traffic log is read: a tenth of a second adds at most that to a detection.
+const TRAFFIC_POLL: Duration = Duration::from_millis(100);
+
+/// The live color's traffic log and its judge, during the watch window.
+pub(crate) struct TrafficWatch {
+    pub tail: Tail,
+    pub judge: Judge,
+}
+
+/// Follow the traffic log until the judge decides the release is bad (never returns otherwise).
+async fn follow(exec: &dyn Executor, tw: &mut TrafficWatch) -> Figures {
+    let mut missing_since: Option<Instant> = None;
+    loop {
+        match tw.tail.poll(exec).await {
+            Ok(Poll::Lines(lines)) => {
+                missing_since = None;
+                for l in &lines {
+                    if let Some(f) = tw.judge.line(l) {
+                        return f;
+                    }
+                }
+            }
+            // nginx creates the file with the first configuration that names it.
+            Ok(Poll::Missing) => {
+                if missing_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(2)
+                {
+                    tw.judge.note("no traffic log yet (the proxy's configuration predates it until the next deploy)".into());
+                }
+            }
+            Err(e) => tw
+                .judge
+                .note(format!("the traffic log could not be read: {e}")),
+        }
+        tokio::time::sleep(TRAFFIC_POLL).await;
+    }
+}
+
+/// The watch window: the probe loop (with the analysis ticked on its own interval) and, beside
+/// it, the traffic judge. Returns when the window ends, the probes hit the failure limit, the
+/// analysis decides, or the traffic shows the release is bad.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn watch(
+    exec: &dyn Executor,
+    t: &Target,
+    checks: &[(String, Probe)],
+    opts: &VerifyOptions,
+    timeline: &Timeline,
+    started: Instant,
+    verdict: &mut Verdict,
+    analysis: Option<&mut davit_analysis::Analysis>,
+    traffic: Option<&mut TrafficWatch>,
+) {
+    let Some(tw) = traffic else {
+        return probe_loop(exec, t, checks, opts, timeline, started, verdict, analysis).await;
+    };
+    timeline.note(&format!(
+        "verify: judging {}'s own traffic ({}; {})",
+        tw.judge.summary().color,
+        tw.judge.summary().limits,
+        tw.tail_path()
+    ));
+    let decided = tokio::select! {
+        _ = probe_loop(exec, t, checks, opts, timeline, started, verdict, analysis) => None,
+        f = follow(exec, tw) => Some(f),
+    };
+    if let Some(f) = decided {
+        let reason = tw.judge.reason(&f);
+        timeline.note(&format!("verify: {reason}"));
+        verdict.measurements.push(Measurement {
+            at_secs: started.elapsed().as_secs_f32(),
+            check: format!("traffic {}", tw.judge.summary().color),
+            ok: false,
+            detail: tw.judge.summary().describe(),
+        });
+        verdict.healthy = false;
+        verdict.reason = Some(reason);
+    }
+}
+
+/// The traffic judge for the live release, when its strategy writes a traffic log (blue-green's
+/// managed nginx) and `verify.traffic` is on.
+pub(crate) fn traffic_watch(
+    t: &Target,
+    live: Option<&davit_deploy::nginx::LiveSite>,
+) -> Option<TrafficWatch> {
+    let live = live?;
+    if !t.verify.traffic
+        || !matches!(
+            t.strategy,
+            davit_deploy::target::StrategySettings::BlueGreen(_)
+        )
+    {
+        return None;
+    }
+    let limits = Limits::from_config(&t.verify);
+    Some(TrafficWatch {
+        tail: Tail::new(davit_deploy::nginx::Files::of(t).traffic_log(&live.color)),
+        judge: Judge::new(&live.color, &live.release, limits),
+    })
+}
+
+impl TrafficWatch {
+    fn tail_path(&self) -> String {
+        self.tail.path().display().to_string()
+    }
+}
+
+/// The probe loop of the watch window, with the analysis ticked on its own interval.
+#[allow(clippy::too_many_arguments)]
+async fn probe_loop(
     exec: &dyn Executor,
     t: &Target,
     checks: &[(String, Probe)],

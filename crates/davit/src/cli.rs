@@ -39,6 +39,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show the release ledger of an environment.
     Releases(ReleasesArgs),
+    /// What each process of an environment runs now (from the host), beside the ledger.
+    Status(StatusArgs),
     /// Show or free the deploy lock of an environment.
     Lock(LockArgs),
     /// Verified database backups: list, take one now, restore one.
@@ -176,6 +178,12 @@ pub struct VerifyArgs {
     /// Prometheus URL for metric analysis (enables it; the rest comes from [analysis]).
     #[arg(long, env = "DAVIT_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[arg(env = "DAVIT_ENVIRONMENT")]
+    pub environment: String,
 }
 
 #[derive(Args, Debug)]

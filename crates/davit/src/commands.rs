@@ -4,7 +4,7 @@ use crate::cli::{
     BackupAction, BackupArgs, DeployArgs, Global, LockAction, LockArgs, ReleasesArgs, RollbackArgs,
     VerifyArgs,
 };
-use davit_config::{Config, Resolve};
+use davit_config::Config;
 use davit_core::{Exit, Failure};
 use davit_deploy::{Options, Report, Target, ledger};
 use davit_exec::Timeline;
@@ -23,26 +23,6 @@ fn load_with_config(global: &Global, environment: &str) -> Result<(Config, Targe
         Config::load(&global.config).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
     let t = Target::resolve(&cfg, environment, &|k| std::env::var(k).ok())?;
     Ok((cfg, t))
-}
-
-/// `deploy` and `rollback` move the web process only: the process planner (workers, scheduler)
-/// is built but not wired into them yet. A config that names other processes hears so on every
-/// run, instead of finding its worker on another release than its web process.
-fn warn_unmoved_processes(cfg: &Config, environment: &str) {
-    let lookup = |k: &str| std::env::var(k).ok();
-    let Ok(set) = cfg.app_set(&Resolve {
-        env_name: environment,
-        lookup: &lookup,
-    }) else {
-        return;
-    };
-    let others: Vec<&str> = set.others().map(|p| p.name.as_str()).collect();
-    if !others.is_empty() {
-        warn(&format!(
-            "davit moves the web process only for now; {} stay as they are: restart them on the new release yourself (see docs/STATUS.md)",
-            others.join(", ")
-        ));
-    }
 }
 
 fn print_report(report: &Report, dry_run: bool) {
@@ -82,8 +62,7 @@ fn outputs(gha: &Gha, t: &Target, report: &Report) {
 }
 
 pub async fn deploy(global: &Global, a: DeployArgs) -> Result<Exit, Failure> {
-    let (cfg, t) = load_with_config(global, &a.environment)?;
-    warn_unmoved_processes(&cfg, &a.environment);
+    let t = load(global, &a.environment)?;
     let approval = match &a.approval_json {
         Some(j) if !j.trim().is_empty() => Some(serde_json::from_str(j).map_err(|e| {
             Failure::bad_input(
@@ -171,8 +150,7 @@ fn print_reports(fleet: &davit_deploy::fleet::Fleet, reports: &[Report], dry_run
 }
 
 pub async fn rollback(global: &Global, a: RollbackArgs) -> Result<Exit, Failure> {
-    let (cfg, t) = load_with_config(global, &a.environment)?;
-    warn_unmoved_processes(&cfg, &a.environment);
+    let t = load(global, &a.environment)?;
     let timeline = Timeline::default();
     let fleet = davit_deploy::fleet::connect(&t).await?;
     let reports = fleet
@@ -268,9 +246,43 @@ fn warn(w: &str) {
 /// The ledger as an aligned table, the live release marked with `*`. Every cell is one escaped
 /// line: a newline or ANSI escape in an actor or reason cannot forge a row (T47).
 pub fn ledger_table(records: &[ledger::Record], live: Option<&str>) -> String {
+    // The processes column only for a ledger that records processes.
+    let with_procs = records.iter().any(|r| !r.processes.is_empty());
+    let procs = |r: &ledger::Record| -> String {
+        if !with_procs {
+            return String::new();
+        }
+        let p: Vec<String> = r
+            .processes
+            .iter()
+            .map(|p| {
+                if p.replicas > 1 {
+                    format!("{}x{}", p.name, p.replicas)
+                } else {
+                    p.name.clone()
+                }
+            })
+            .collect();
+        let p = if p.is_empty() {
+            "-".into()
+        } else {
+            p.join(",")
+        };
+        format!("{p:<40}  ")
+    };
     let mut out = format!(
-        "  {:<20}  {:<12}  {:<10}  {:<6}  {:<10}  {}\n",
-        "time", "event", "version", "color", "actor", "reason"
+        "  {:<20}  {:<12}  {:<10}  {:<6}  {:<10}  {}{}\n",
+        "time",
+        "event",
+        "version",
+        "color",
+        "actor",
+        if with_procs {
+            format!("{:<40}  ", "processes")
+        } else {
+            String::new()
+        },
+        "reason"
     );
     // Mark only the line that made the live release live (its last deployed/restored line).
     let live_line = records.iter().rposition(|r| {
@@ -289,12 +301,13 @@ pub fn ledger_table(records: &[ledger::Record], live: Option<&str>) -> String {
             .take(70)
             .collect();
         out.push_str(&format!(
-            "{mark} {:<20}  {:<12}  {:<10}  {:<6}  {:<10}  {}\n",
+            "{mark} {:<20}  {:<12}  {:<10}  {:<6}  {:<10}  {}{}\n",
             cell(&r.at),
             event,
             cell(&r.version),
             cell(r.color.as_deref().unwrap_or("-")),
             cell(&r.actor),
+            cell(&procs(r)),
             reason
         ));
     }

@@ -3,10 +3,16 @@
 //! It builds three images of the demo app (v1, v2, and a v3 whose health check stays green while
 //! one request in five fails with a 503), deploys staging with compose, deploys production v1
 //! then v2 with blue-green behind a davit-managed nginx, then the bad v3. While simulated users
-//! send traffic, verification's error-rate analysis (a Prometheus the demo starts, scraping both
-//! colors) sees the 5xx ratio, and davit rolls back to v2. The health probe alone would have kept
-//! v3. Everything goes through the same library calls `davit deploy` and `davit verify` use, so
+//! send traffic, verification judges v3 from that traffic (the managed nginx's log of every
+//! response) and rolls back to v2 within a fraction of a second; the error-rate analysis (a
+//! Prometheus the demo starts, scraping both colors) watches beside it. The health probe alone
+//! would have kept v3. Everything goes through the same library calls `davit deploy` and `davit verify` use, so
 //! the demo is an honest preview, not a simulation.
+//!
+//! Production is a whole release, not one container: the web process plus two workers and a
+//! scheduler run from the same image (`davit-demo-app worker`, `davit-demo-app scheduler`). After
+//! each step the demo prints what every process runs, read from the host's container labels, so
+//! web, workers and scheduler are seen moving together, back to v2 with the rollback too.
 //!
 //! `--strategy swarm` tells the same story on a multi-node swarm instead ([`crate::demo_swarm`]).
 
@@ -75,12 +81,14 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
     section(&tl, "3/6 production: blue-green deploy of v1");
     davit_deploy::deploy(&exec, &prod, "v1", &opts, &tl).await?;
     quick_verify(&exec, &prod, "v1", &tl).await?;
+    show_processes(&exec, &prod, &tl).await?;
 
     section(
         &tl,
         "4/6 production: blue-green deploy of v2 (v1 stays up for rollback), with metric analysis",
     );
     davit_deploy::deploy(&exec, &prod, "v2", &opts, &tl).await?;
+    show_processes(&exec, &prod, &tl).await?;
     let users = simulated_users(format!("{}/", prod.public_url()));
     let mut good = davit_verify::VerifyOptions::from_target(&prod);
     good.version = Some("v2".into());
@@ -112,12 +120,17 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
         return Err(e);
     }
     tl.note("v3 passed its health gate and is live; verify watches its error rate");
+    if let Err(e) = show_processes(&exec, &prod, &tl).await {
+        users.abort();
+        return Err(e);
+    }
     let mut vopts = davit_verify::VerifyOptions::from_target(&prod);
     vopts.version = Some("v3".into());
     vopts.analysis = analysis.clone();
     let verdict = davit_verify::verify(&exec, &prod, &vopts, &tl).await;
     users.abort();
     let verdict = verdict?;
+    let after = show_processes(&exec, &prod, &tl).await?;
     if verdict.healthy {
         return Err(Failure::infra(
             "the bad release v3 was not caught by verification (the demo expects it to fail)",
@@ -141,6 +154,14 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
         "bad release v3 caught by: {}",
         verdict.reason.as_deref().unwrap_or("?")
     );
+    if let Some(t) = verdict.traffic.as_ref().filter(|t| t.decided.is_some()) {
+        println!("  {}", t.describe());
+        if let Some(secs) = t.first_failure_to_decision_secs {
+            println!(
+                "  detection: {secs:.2}s from the first failed request in the window to the decision"
+            );
+        }
+    }
     if let Some(a) = &verdict.analysis {
         for m in a.measurements.iter().filter(|m| m.metric == "error-rate") {
             println!(
@@ -162,12 +183,71 @@ pub async fn run(a: DemoArgs) -> Result<Exit, Failure> {
     println!("production serves {serving} at {url} (try: curl -i {url})");
     println!("staging serves v1 at {}/", staging.public_url());
     println!("clean up with: davit demo --down --dir {}", a.dir.display());
+    println!("every process of production: {}", after.line());
     if serving != "v2" {
         return Err(Failure::infra(format!(
             "after the rollback production serves {serving}, expected v2"
         )));
     }
+    if !after.all_on("v2") {
+        return Err(Failure::infra(format!(
+            "after the rollback not every process runs v2: {}",
+            after.line()
+        )));
+    }
     Ok(Exit::Ok)
+}
+
+/// What each process of an environment runs: the web as the proxy serves it, every other
+/// process from its containers' labels (running ones only).
+struct Processes {
+    web: String,
+    /// (process, version, running containers), sorted.
+    others: Vec<(String, String, usize)>,
+}
+
+impl Processes {
+    fn line(&self) -> String {
+        let mut parts = vec![format!("web {}", self.web)];
+        for (p, v, n) in &self.others {
+            parts.push(if *n == 1 {
+                format!("{p} {v}")
+            } else {
+                format!("{p} {v} ×{n}")
+            });
+        }
+        parts.join(" · ")
+    }
+
+    /// The web and every other process on `version`, one version per process.
+    fn all_on(&self, version: &str) -> bool {
+        self.web == version && self.others.iter().all(|(_, v, _)| v == version)
+    }
+}
+
+/// Read and print what every process of `t` runs now (truth from the host, not the ledger).
+async fn show_processes(
+    exec: &dyn Executor,
+    t: &Target,
+    tl: &Timeline,
+) -> Result<Processes, Failure> {
+    let url = format!("{}/", t.public_url());
+    let web = exec
+        .http_get(&url, Duration::from_secs(2))
+        .await
+        .ok()
+        .and_then(|r| r.header("x-app-version").map(String::from))
+        .unwrap_or_else(|| "down".into());
+    let seen = davit_deploy::processes::observe(exec, &t.app, &t.environment, "")
+        .await
+        .map_err(Failure::infra)?;
+    let others = davit_deploy::processes::versions(&seen)
+        .into_iter()
+        .filter(|(p, _, _)| p != "web")
+        .collect();
+    let now = Processes { web, others };
+    tl.note(&format!("processes: {}", now.line()));
+    Ok(now)
 }
 
 pub(crate) fn section(tl: &Timeline, title: &str) {
@@ -214,6 +294,24 @@ interval_ms = 250
 consecutive = 3
 deadline_secs = 30
 
+# The release's processes, all from the one image: the web behind the proxy, two workers that
+# finish the task they are on when stopped (SIGTERM, then up to 5 s), and a scheduler that must
+# never run twice (the old one stops before the new one starts).
+[processes.web]
+
+[processes.worker]
+command = ["worker"]
+replicas = 2
+ready = {{ up_secs = 1 }}
+stop_signal = "SIGTERM"
+stop_grace_secs = 5
+
+[processes.scheduler]
+command = ["scheduler"]
+singleton = true
+ready = {{ up_secs = 1 }}
+stop_grace_secs = 5
+
 [environments.staging]
 strategy = "compose"
 port = {staging}
@@ -221,7 +319,9 @@ port = {staging}
 [environments.production]
 strategy = "blue-green"
 ports = {{ public = {base}, blue = {blue}, green = {green} }}
-verify = {{ watch_secs = 30, interval_ms = 500, failure_limit = 3 }}
+# Judged from its own traffic too: the simulated users send about 40 requests a second, so a
+# 2 s window with at least 20 of them.
+verify = {{ watch_secs = 30, interval_ms = 500, failure_limit = 3, traffic_window_ms = 2000, traffic_min_requests = 20 }}
 
 # Golden signals from the Prometheus the demo starts (scraping blue and green every second).
 [analysis]

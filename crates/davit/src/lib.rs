@@ -10,6 +10,7 @@ pub mod commands;
 pub mod demo;
 pub mod demo_swarm;
 pub mod services;
+pub mod status;
 pub mod swarm_lab;
 
 use davit_core::{Exit, Failure};
@@ -30,6 +31,7 @@ pub async fn run(cli: cli::Cli) -> Result<Exit, Failure> {
         Backup(a) => commands::backup(&cli.global, a).await,
         Demo(a) => demo::run(a).await,
         Services(a) => services::run(&cli.global, a).await,
+        Status(a) => status::run(&cli.global, a).await,
     }
 }
 
@@ -50,6 +52,6 @@ fn privileged(command: &cli::Command) -> Option<&'static str> {
         Services(a) if matches!(a.action, ServicesAction::Up { dry_run: false, .. }) => {
             Some("start services")
         }
-        Deploy(_) | Rollback(_) | Lock(_) | Releases(_) | Demo(_) | Services(_) => None,
+        Deploy(_) | Rollback(_) | Lock(_) | Releases(_) | Demo(_) | Services(_) | Status(_) => None,
     }
 }

@@ -10,6 +10,7 @@
 //! outcome to an exit code. Tests drive a [`Server`] on an ephemeral port instead.
 
 pub mod app;
+pub mod background;
 pub mod config;
 pub mod faults;
 pub mod http;

@@ -37,6 +37,11 @@
 //! `/health` and exits 0 on a 200, 1 otherwise: a container health check for images built
 //! `FROM scratch`, which have no shell, curl or wget (Swarm's `healthcheck`, `HEALTHCHECK`).
 //!
+//! `davit-demo-app worker` and `davit-demo-app scheduler` run the app's other processes from the
+//! same image (no port): a worker that finishes its current task on SIGTERM/SIGINT before it
+//! exits 0 (a warm shutdown), and a scheduler that ticks once a second. `davit demo` deploys
+//! them beside the web process.
+//!
 //! Logging: one line on stderr at start (name, version, address, active faults), plus
 //! one on a signal or crash; nothing per request.
 
@@ -45,7 +50,8 @@ use std::process::ExitCode;
 use davit_demo_app::{Config, Outcome};
 
 fn main() -> ExitCode {
-    let health = std::env::args().nth(1).as_deref() == Some("health");
+    let command = std::env::args().nth(1);
+    let health = command.as_deref() == Some("health");
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -59,6 +65,20 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("davit-demo-app health: {e}");
                 ExitCode::from(1)
+            }
+        };
+    }
+    let background = match command.as_deref() {
+        Some("worker") => Some(davit_demo_app::background::worker(&config)),
+        Some("scheduler") => Some(davit_demo_app::background::scheduler(&config)),
+        _ => None,
+    };
+    if let Some(outcome) = background {
+        return match outcome {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("davit-demo-app: error: cannot install signal handlers: {e}");
+                ExitCode::from(3)
             }
         };
     }

@@ -190,3 +190,71 @@ fn health_subcommand_exits_by_the_apps_health() {
     }
     assert_eq!(check(port).status.code(), Some(1));
 }
+
+fn spawn_process(command: &str) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut child = Command::new(BIN)
+        .arg(command)
+        .env_clear()
+        .env("APP_VERSION", "v7")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    (child, stderr)
+}
+
+fn rest_of(mut stderr: BufReader<std::process::ChildStderr>) -> String {
+    let mut s = String::new();
+    stderr.read_to_string(&mut s).unwrap();
+    s
+}
+
+#[test]
+fn the_worker_finishes_its_task_on_sigterm_and_exits_zero() {
+    let (mut child, mut stderr) = spawn_process("worker");
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("worker demo v7 started"), "{line}");
+    let started = Instant::now();
+    // A signal in the middle of a task: the task is finished, not cut short, so the worker
+    // lived at least as long as the tasks it says it finished.
+    thread::sleep(Duration::from_millis(600));
+    send_signal(&child, "TERM");
+    let status = wait_with_timeout(&mut child, Duration::from_secs(5));
+    let lived = started.elapsed();
+    assert_eq!(status.code(), Some(0));
+    let log = rest_of(stderr);
+    let done: u32 = log
+        .split("worker v7 got SIGTERM: warm shutdown after ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(done >= 2, "{log}");
+    assert!(
+        lived >= davit_demo_app::background::TASK * done,
+        "{lived:?} {log}"
+    );
+}
+
+#[test]
+fn the_scheduler_ticks_every_second_and_stops_on_sigint() {
+    let (mut child, mut stderr) = spawn_process("scheduler");
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("scheduler demo v7 started"), "{line}");
+    line.clear();
+    stderr.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "davit-demo-app: scheduler v7 tick 1");
+    line.clear();
+    stderr.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "davit-demo-app: scheduler v7 tick 2");
+    send_signal(&child, "INT");
+    assert_eq!(
+        wait_with_timeout(&mut child, Duration::from_secs(5)).code(),
+        Some(0)
+    );
+    assert!(rest_of(stderr).contains("scheduler v7 got SIGINT: stopped after"));
+}

@@ -672,16 +672,22 @@ fn note(observer: &dyn Observer, text: &str) {
     });
 }
 
-/// The target for the `i`th host of a deploy: the backup and the hooks belong to the first host
-/// only (they touch shared things, like the database, once per deploy).
+/// The target for the `i`th host of a deploy: the backup, the hooks and the singletons (a
+/// scheduler) belong to the first host only (they touch shared things, like the database, once
+/// per deploy; a scheduler on every host would fire every job once per host).
 fn host_share(t: &Target, i: usize) -> Target {
     if i == 0 {
         return t.clone();
+    }
+    let mut processes = t.processes.clone();
+    if let Some(set) = &mut processes {
+        set.processes.retain(|p| !p.singleton);
     }
     Target {
         pre_deploy: Vec::new(),
         post_deploy: Vec::new(),
         backup: None,
+        processes,
         ..t.clone()
     }
 }

@@ -75,6 +75,10 @@ impl Strategy for BlueGreen {
         true
     }
 
+    fn moves_processes(&self) -> bool {
+        true
+    }
+
     fn plan_deploy(&self, t: &Target, rel: &NewRelease, obs: &Observed) -> Plan {
         bg::plan_deploy(t, self.ports, rel, obs)
     }
@@ -104,8 +108,7 @@ impl Strategy for BlueGreen {
                     t,
                     self.ports,
                     &color,
-                    &rel.id,
-                    &rel.version,
+                    rel,
                     !s.running,
                     bad_color.as_deref(),
                     obs,

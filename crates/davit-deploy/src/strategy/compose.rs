@@ -34,6 +34,10 @@ impl Strategy for Compose {
         true
     }
 
+    fn moves_processes(&self) -> bool {
+        true
+    }
+
     fn ready(
         &self,
         obs: &Observed,
@@ -68,7 +72,7 @@ impl Strategy for Compose {
             return Err(rb.refuse(format!("its compose file {} is gone", file.display())));
         }
         let flavor = flavor(obs, rb.dry_run, warnings)?;
-        Ok((c::plan_rollback(t, self.port, rel, flavor), None))
+        Ok((c::plan_rollback(t, self.port, rel, obs, flavor), None))
     }
 
     fn probes(&self, t: &Target, _live_color: Option<&str>, version: &str) -> Vec<(String, Probe)> {

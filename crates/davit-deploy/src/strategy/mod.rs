@@ -65,6 +65,13 @@ pub trait Strategy: Send + Sync {
         Ok(())
     }
 
+    /// Whether the strategy's plans move the release's other processes (workers, a scheduler)
+    /// with the web. A release with other processes is refused by one that does not, before
+    /// anything changes, rather than leaving them on another release than the web.
+    fn moves_processes(&self) -> bool {
+        false
+    }
+
     /// The plan that makes `rel` live.
     fn plan_deploy(&self, t: &Target, rel: &NewRelease, obs: &Observed) -> Plan;
 
@@ -126,6 +133,28 @@ impl Rollback<'_> {
             self.rel.image
         ))
     }
+}
+
+/// Refuse a release with processes besides web when the strategy cannot move them.
+pub(crate) fn check_processes(s: &dyn Strategy, t: &Target) -> Result<(), Failure> {
+    let others: Vec<&str> = t
+        .processes
+        .iter()
+        .flat_map(|set| set.others())
+        .map(|p| p.name.as_str())
+        .collect();
+    if others.is_empty() || s.moves_processes() {
+        return Ok(());
+    }
+    Err(Failure::bad_input(
+        format!(
+            "environments.{} uses strategy {}, which does not move processes other than web yet ({})",
+            t.environment,
+            s.name(),
+            others.join(", ")
+        ),
+        "use strategy = \"blue-green\" or \"compose\" for a release with workers or a scheduler",
+    ))
 }
 
 /// The strategy for `s`: the one place a strategy is chosen.
