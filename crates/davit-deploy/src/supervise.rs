@@ -9,7 +9,8 @@
 
 use crate::nginx::{self, Files};
 use crate::observe::{Observed, Seen};
-use crate::target::{StrategySettings, Target};
+use crate::strategy;
+use crate::target::Target;
 use davit_core::{Cmd, Failure};
 use davit_exec::Executor;
 use std::path::Path;
@@ -32,7 +33,7 @@ pub async fn pid_alive(exec: &dyn Executor, pid_file: &Path) -> bool {
 
 /// Is the managed nginx of a blue-green target that has a live release down?
 pub async fn proxy_down(exec: &dyn Executor, t: &Target) -> bool {
-    if !matches!(t.strategy, StrategySettings::BlueGreen(_)) {
+    if strategy::pick(&t.strategy).managed_proxy().is_none() {
         return false;
     }
     let files = Files::of(t);
@@ -47,7 +48,7 @@ pub async fn revive(
     t: &Target,
     obs: &mut Observed,
 ) -> Result<Option<String>, Failure> {
-    let StrategySettings::BlueGreen(ports) = t.strategy else {
+    let Some(ports) = strategy::pick(&t.strategy).managed_proxy() else {
         return Ok(None);
     };
     if obs.live.is_none() || obs.seen.nginx_running() {
@@ -94,7 +95,7 @@ pub async fn prepare_host(
     obs: &mut Observed,
     dry_run: bool,
 ) -> Result<Vec<String>, Failure> {
-    if !matches!(t.strategy, StrategySettings::BlueGreen(_)) {
+    if strategy::pick(&t.strategy).managed_proxy().is_none() {
         return Ok(Vec::new());
     }
     obs.volumes = nginx::volume_dirs(exec, t, !dry_run).await?;

@@ -97,11 +97,11 @@ pub(crate) fn traffic_watch(
     live: Option<&davit_deploy::nginx::LiveSite>,
 ) -> Option<TrafficWatch> {
     let live = live?;
+    // Only the proxy davit runs itself writes the traffic log.
     if !t.verify.traffic
-        || !matches!(
-            t.strategy,
-            davit_deploy::target::StrategySettings::BlueGreen(_)
-        )
+        || davit_deploy::strategy::pick(&t.strategy)
+            .managed_proxy()
+            .is_none()
     {
         return None;
     }

@@ -19,6 +19,10 @@ impl Strategy for BlueGreen {
         "blue-green"
     }
 
+    fn managed_proxy(&self) -> Option<BluGreenPorts> {
+        Some(self.ports)
+    }
+
     /// What nginx serves (asked through the public path: its headers name the color and
     /// release of the configuration it has loaded), the live site file, and whether nginx
     /// runs. What serves decides; a site file that disagrees is noted (see [`crate::truth`]).

@@ -48,6 +48,13 @@ pub trait Strategy: Send + Sync {
         Ok(())
     }
 
+    /// The ports of the proxy davit runs and supervises itself (blue-green's managed nginx:
+    /// restarted when it dies, its traffic log read by verify), or None when the proxy belongs
+    /// to the engine or the team (compose, swarm's HAProxy service, Kubernetes).
+    fn managed_proxy(&self) -> Option<BluGreenPorts> {
+        None
+    }
+
     /// Whether davit puts the image on the host itself before the plan runs. Swarm resolves
     /// images through the engine and Kubernetes through the cluster, so they do not.
     fn pulls_image(&self) -> bool {
