@@ -155,8 +155,7 @@ mod tests {
 
     use super::*;
     use crate::ledger::{Event, Record};
-    use davit_config::Config;
-    use std::path::Path;
+    use crate::test_support::{rel, target_from};
 
     fn k8s(t: &Target) -> Kubernetes {
         match &t.strategy {
@@ -185,24 +184,10 @@ container = "app"
 rollout_timeout_secs = 120
 "#
         );
-        let cfg = Config::parse(
+        target_from(
             &format!("state_dir = \".davit/state\"\n{text}"),
-            Path::new("davit.toml"),
-            Path::new("/srv/shop"),
+            "production",
         )
-        .unwrap();
-        Target::resolve(&cfg, "production", &|_| {
-            Some("postgres://canary-s3cret".into())
-        })
-        .unwrap()
-    }
-
-    fn rel(version: &str) -> NewRelease {
-        NewRelease {
-            id: format!("r-{version}"),
-            version: version.into(),
-            image: format!("registry.example.com/acme/shop:{version}"),
-        }
     }
 
     fn live(version: &str) -> Observed {

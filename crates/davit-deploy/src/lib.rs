@@ -132,6 +132,8 @@ fn only(mut reports: Vec<Report>) -> Report {
 
 #[cfg(test)]
 mod plan_tests;
+#[cfg(test)]
+mod test_support;
 
 #[cfg(test)]
 mod strategy_plan_tests;

@@ -4,6 +4,7 @@
 //! a reviewer sees the diff of the planned commands, not just of the code that builds them.
 
 use super::*;
+use crate::test_support::{rel, target_from};
 use davit_config::Config;
 use davit_core::{Exit, FileBody, Step};
 use davit_exec::Recording;
@@ -29,27 +30,7 @@ ports = { public = 8080, blue = 8081, green = 8082 }
 "#;
 
 fn target(extra: &str, env: &str) -> Target {
-    let cfg = Config::parse(
-        &format!("{BASE}{extra}"),
-        Path::new("davit.toml"),
-        Path::new("/srv/shop"),
-    )
-    .unwrap();
-    let mut t = Target::resolve(&cfg, env, &|name| {
-        (name == "DATABASE_URL").then(|| "postgres://u:canary-s3cret@db/shop".to_string())
-    })
-    .unwrap();
-    // Snapshots must not depend on who runs the tests.
-    t.actor = "tester".into();
-    t
-}
-
-fn rel(version: &str) -> NewRelease {
-    NewRelease {
-        id: format!("r-{version}"),
-        version: version.into(),
-        image: format!("registry.example.com/acme/shop:{version}"),
-    }
+    target_from(&format!("{BASE}{extra}"), env)
 }
 
 fn live(color: &str, version: &str) -> Observed {

@@ -9,12 +9,11 @@
 //! (v1, then v2 live), so each strategy takes the path a second deploy and a first rollback take.
 
 use super::*;
-use davit_config::Config;
+use crate::test_support::target_from;
 use davit_core::{Action, Step};
 use davit_exec::runner::Quiet;
 use davit_exec::{Output, Recording};
 use ledger::Event;
-use std::path::Path;
 
 /// One strategy under test: its settings in davit.toml and what its own observation saw.
 struct Case {
@@ -55,13 +54,7 @@ impl Case {
              [environments.production.backup]\ndir = \"/srv/backups\"\nurl_env = \"DATABASE_URL\"\n",
             self.settings
         );
-        let cfg = Config::parse(&text, Path::new("davit.toml"), Path::new("/srv/shop")).unwrap();
-        let mut t = Target::resolve(&cfg, "production", &|name| {
-            (name == "DATABASE_URL").then(|| "postgres://u:canary-s3cret@db/shop".to_string())
-        })
-        .unwrap();
-        t.actor = "tester".into();
-        t
+        target_from(&text, "production")
     }
 
     /// The ledger: v1 went live in green, then v2 in blue (colors only for blue-green).

@@ -4,8 +4,7 @@
 
 use super::*;
 use crate::ledger::{Event, Record};
-use davit_config::Config;
-use std::path::Path;
+use crate::test_support::{rel, target_from};
 
 fn target(swarm: &str) -> Target {
     let text = format!(
@@ -24,24 +23,10 @@ published_port = 8080
 {swarm}
 "#
     );
-    let cfg = Config::parse(
+    target_from(
         &format!("state_dir = \".davit/state\"\n{text}"),
-        Path::new("davit.toml"),
-        Path::new("/srv/shop"),
+        "production",
     )
-    .unwrap();
-    Target::resolve(&cfg, "production", &|_| {
-        Some("postgres://canary-s3cret".into())
-    })
-    .unwrap()
-}
-
-fn rel(version: &str) -> NewRelease {
-    NewRelease {
-        id: format!("r-{version}"),
-        version: version.into(),
-        image: format!("registry.example.com/acme/shop:{version}"),
-    }
 }
 
 fn observed(live: Option<&str>, service: Option<ServiceState>) -> Observed {
